@@ -1,0 +1,1 @@
+"""Pure estimators: parameters, memory, compute time and cost, serving, expected benefit."""

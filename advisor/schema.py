@@ -1,0 +1,205 @@
+"""Pydantic models shared by the decision side and the backends: specs in, estimates out, plans between.
+
+Units live in field names (`*_bytes`, `*_hours`, `*_usd`); memory is always an int of bytes here and only
+`advisor.report` converts it for people. Every model forbids unknown keys and is immutable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+
+__all__ = [
+    "Arch",
+    "ComputeEstimate",
+    "EstimateSpec",
+    "GpuSpec",
+    "MemoryEstimate",
+    "Method",
+    "Model",
+    "ModelSpec",
+    "Optimizer",
+    "Precision",
+]
+
+
+class Model(BaseModel):
+    """Base for every advisor model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Arch = Literal["llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "falcon", "stablelm"]
+Method = Literal["inference", "full", "lora", "qlora", "dpo"]
+Precision = Literal["fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed"]
+Optimizer = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd", "adafactor"]
+AttentionKernel = Literal["sdpa", "flash", "eager"]
+
+
+class ModelSpec(Model):
+    """Architecture of a decoder-only transformer: what the estimator needs from a `config.json`."""
+
+    name: str = Field(description="Catalog name, Hugging Face id or path the architecture came from")
+    arch: Arch = Field(description="Architecture family; decides module names and layout (`model_type` in HF)")
+    vocab_size: int = Field(gt=0, description="Tokens in the vocabulary (rows of the embedding matrix)")
+    hidden_size: int = Field(gt=0, description="Width of the residual stream")
+    intermediate_size: int = Field(gt=0, description="Width of the MLP (per expert for a mixture of experts)")
+    n_layers: int = Field(gt=0, description="Decoder blocks")
+    n_heads: int = Field(gt=0, description="Query heads")
+    n_kv_heads: int = Field(gt=0, description="Key/value heads (fewer than query heads with GQA/MQA)")
+    head_dim: int = Field(gt=0, description="Width of one attention head")
+    tie_embeddings: bool = Field(description="The LM head shares the input embedding matrix")
+    n_experts: int = Field(0, ge=0, description="MLP experts per layer; 0 for a dense model")
+    n_experts_active: int = Field(0, ge=0, description="Experts each token is routed to; 0 for a dense model")
+    max_context: int = Field(gt=0, description="Longest sequence the model was trained for, in tokens")
+    qkv_bias: bool = Field(False, description="Query/key/value projections have a bias (Qwen2)")
+    o_bias: bool = Field(False, description="Attention output projection has a bias")
+    mlp_bias: bool = Field(False, description="MLP projections have a bias")
+    mlp_gated: bool = Field(True, description="Gated MLP (SwiGLU/GeGLU, three matrices) rather than two")
+    norm: Literal["rmsnorm", "layernorm"] = Field("rmsnorm", description="Normalisation (layernorm has a bias)")
+    norms_per_layer: int = Field(2, ge=1, description="Norm modules per decoder block (Gemma-2: 4, Falcon-7B: 1)")
+    qk_norm: bool = Field(False, description="Per-head RMSNorm on queries and keys (Qwen3)")
+    source: str = Field("", description="Where these numbers come from (URL of the config.json, or a path)")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 1
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> ModelSpec:
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads must be a multiple of n_kv_heads (got {self.n_heads} and {self.n_kv_heads})")
+        if self.n_experts and not 0 < self.n_experts_active <= self.n_experts:
+            raise ValueError(
+                f"n_experts_active must be in 1..n_experts (got {self.n_experts_active} of {self.n_experts})"
+            )
+        return self
+
+
+class GpuSpec(Model):
+    """One GPU model from the catalog."""
+
+    name: str = Field(description="Catalog id, e.g. `a100-80gb`")
+    label: str = Field(description="Human name, e.g. `NVIDIA A100 80GB SXM4`")
+    memory_bytes: int = Field(gt=0, description="Memory per GPU, in bytes")
+    bf16_tflops: float | None = Field(None, gt=0, description="Dense bf16 tensor TFLOP/s; None: no bf16 support")
+    fp16_tflops: float = Field(gt=0, description="Dense fp16 tensor TFLOP/s")
+    fp32_tflops: float = Field(gt=0, description="Dense fp32 TFLOP/s (TF32 tensor cores where present)")
+    supports_bf16: bool = Field(description="bf16 arithmetic in hardware (Ampere and newer)")
+    bandwidth_gb_per_s: float = Field(gt=0, description="Memory bandwidth, GB/s")
+    price_per_hour_usd: float | None = Field(None, ge=0, description="Typical rental price per GPU-hour")
+    price_source: str = Field("", description="Where the price comes from, with its date")
+    source: str = Field(description="Where the specs come from")
+
+
+class EstimateSpec(Model):
+    """Everything that decides memory, time and cost of one job on one kind of GPU."""
+
+    model: ModelSpec
+    method: Method = Field(description="What runs: inference, full fine-tuning, LoRA, QLoRA or DPO")
+    dpo_policy: Literal["full", "lora", "qlora"] = Field(
+        "lora", description="With method=dpo: how the policy is trained (LoRA: the reference is the adapter off)"
+    )
+    precision: Precision = Field(
+        "bf16",
+        description="Weights/compute: fp32; pure bf16/fp16; or *-mixed (fp32 master weights, 16-bit autocast)",
+    )
+    optimizer: Optimizer = Field("adamw", description="Optimizer of the trainable parameters")
+    lora_rank: int = Field(16, ge=1, description="LoRA rank r")
+    lora_targets: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names that get adapters, or `all-linear` (every linear but the LM head)"
+    )
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input (saves a mask when > 0)")
+    double_quant: bool = Field(True, description="QLoRA: quantize the NF4 absmax constants again (8-bit)")
+    batch_size: int = Field(1, ge=1, description="Micro-batch per GPU, in sequences")
+    seq_len: int = Field(1024, ge=1, description="Tokens per sequence as the GPU sees it (padded or packed)")
+    grad_ckpt: bool = Field(True, description="Gradient checkpointing: keep only each block's input")
+    attention: AttentionKernel = Field("sdpa", description="Attention kernel: sdpa/flash keep no s×s matrix")
+    n_gpus: int = Field(1, ge=1, description="GPUs in data parallel")
+    zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage (3 is FSDP full sharding)")
+    offload_optimizer: bool = Field(False, description="ZeRO/FSDP: optimizer state lives in CPU memory")
+    offload_params: bool = Field(False, description="ZeRO-3/FSDP: parameters live in CPU memory")
+    context_tokens: int | None = Field(
+        None, ge=1, description="Inference: tokens held in the KV cache per sequence; None: seq_len"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EstimateSpec:
+        problems = []
+        if self.uses_lora and self.lora_rank > self.model.hidden_size:
+            problems.append(
+                f"lora_rank must be ≤ hidden_size (got {self.lora_rank} > {self.model.hidden_size})"
+            )
+        if self.offload_params and self.zero_stage != 3:
+            problems.append("offload_params needs zero_stage 3 (parameters are only sharded at stage 3)")
+        if self.zero_stage and self.n_gpus == 1 and not (self.offload_optimizer or self.offload_params):
+            problems.append("zero_stage > 0 shards over GPUs: set n_gpus > 1, or an offload option")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def train_method(self) -> Literal["full", "lora", "qlora"] | None:
+        """The way weights are trained (DPO resolved to its policy); None for inference."""
+        if self.method == "inference":
+            return None
+        if self.method == "dpo":
+            return self.dpo_policy
+        return self.method
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.train_method in ("lora", "qlora")
+
+
+class MemoryEstimate(Model):
+    """Peak memory per GPU, component by component, with the phase that sets the peak."""
+
+    n_params: int = Field(description="All parameters of the model")
+    n_trainable_params: int = Field(description="Parameters that receive gradients")
+    weights_bytes: int = Field(description="Model weights as stored on the GPU (per GPU after sharding)")
+    master_weights_bytes: int = Field(0, description="fp32 master copy under mixed precision")
+    gradients_bytes: int = Field(0, description="Gradients of the trainable parameters")
+    optimizer_bytes: int = Field(0, description="Optimizer state of the trainable parameters")
+    activations_bytes: int = Field(0, description="Tensors saved for backward over all layers")
+    logits_bytes: int = Field(0, description="Logits, their fp32 upcast and loss buffers over the vocabulary")
+    reference_bytes: int = Field(0, description="DPO: a separate frozen reference model")
+    kv_cache_bytes: int = Field(0, description="Inference: keys and values of every cached token")
+    workspace_bytes: int = Field(
+        0, description="Transient buffers: dequantized layer, all-gathered shard, optimizer step temporaries"
+    )
+    cuda_context_bytes: int = Field(description="CUDA context and kernels, outside PyTorch's allocator")
+    allocator_overhead_bytes: int = Field(description="Fragmentation: reserved but not allocated")
+    phases_bytes: dict[str, int] = Field(description="Allocated bytes at the end of each phase")
+    peak_phase: str = Field(description="Phase that sets the peak")
+    cpu_offload_bytes: int = Field(0, description="Optimizer state or parameters held in CPU memory")
+    assumptions: list[str] = Field(description="Every constant and choice behind the numbers, with its source")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def peak_allocated_bytes(self) -> int:
+        """What `torch.cuda.max_memory_allocated` should report."""
+        return self.phases_bytes[self.peak_phase]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def peak_bytes(self) -> int:
+        """What the GPU must hold: allocated peak + fragmentation + CUDA context (≈ nvidia-smi)."""
+        return self.peak_allocated_bytes + self.allocator_overhead_bytes + self.cuda_context_bytes
+
+
+class ComputeEstimate(Model):
+    """Training (or indexing) FLOPs, wall time and cost on a given GPU."""
+
+    n_tokens: int = Field(description="Tokens processed, epochs included")
+    flops: float = Field(description="Floating-point operations")
+    flops_per_token: float = Field(description="FLOPs per token, forward and backward")
+    peak_tflops: float = Field(description="Dense peak of the GPU at the chosen precision, per GPU")
+    utilization: float = Field(description="Model FLOPs utilisation assumed (fraction of peak)")
+    hours: float = Field(description="Wall-clock hours")
+    gpu_hours: float = Field(description="hours × GPUs")
+    price_per_hour_usd: float | None = Field(description="Price per GPU-hour; None when unknown")
+    usd: float | None = Field(description="Cost of the job; None when the price is unknown")
+    assumptions: list[str]

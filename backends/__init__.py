@@ -1,0 +1,5 @@
+"""Execution backends. The registry maps a plan step kind to `module:function`; nothing heavy is imported here."""
+
+REGISTRY: dict[str, str] = {}
+
+__all__ = ["REGISTRY"]
