@@ -124,6 +124,9 @@ class EstimateSpec(Model):
     context_tokens: int | None = Field(
         None, ge=1, description="Inference: tokens held in the KV cache per sequence; None: seq_len"
     )
+    device: Literal["cuda", "cpu"] = Field(
+        "cuda", description="Where it runs: a CUDA GPU (the default) or the CPU (saved-tensor layout differs a little)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EstimateSpec:
