@@ -1,0 +1,319 @@
+"""Build or update an index from a folder: list → hash → load changed files → chunk → embed → index → publish.
+
+Updates are incremental: a file whose bytes and chunking settings are unchanged keeps its stored vectors; new and
+changed files are embedded; chunks of deleted files are dropped. Embedding batches are checkpointed in the
+index's `staging/` folder under a key made of the model and the batch's chunk hashes, so a build that was killed
+resumes where it stopped. The previous generation stays live until the new one is complete (see `store`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from advisor import __version__
+from advisor.errors import AdvisorError, InvalidInputError
+from backends.rag.chunking import chunk_document
+from backends.rag.embedding import DEFAULT_MODEL, Embedder, load_embedder
+from backends.rag.loaders import (
+    SUPPORTED_SUFFIXES,
+    UnreadableFileError,
+    extract_text,
+    file_sha256,
+    list_files,
+)
+from backends.rag.results import BuildResult, Chunk, FileEntry, Manifest
+from backends.rag.sizing import choose_index_type, index_params
+from backends.rag.store import OpenIndex, build_lock, open_index, staging_dir, write_generation
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["CHECKPOINT_BATCH_CHUNKS", "build_index"]
+
+CHECKPOINT_BATCH_CHUNKS = 256  # chunks per checkpointed batch: ~5 s of CPU embedding, so a kill loses little
+Warn = Callable[[str], None]
+
+
+def _stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def build_index(
+    docs_dir: str | Path,
+    index_dir: str | Path,
+    *,
+    model_id: str | None = None,
+    chunk_tokens: int = 256,
+    overlap_tokens: int = 32,
+    index_type: str = "auto",
+    text_column: str | None = None,
+    embedder: Embedder | None = None,
+    on_warning: Warn = _stderr_warning,
+    show_progress: bool = True,
+) -> BuildResult:
+    """Build `index_dir` from the documents under `docs_dir`, or update it in place.
+
+    Args:
+        docs_dir: Folder read recursively.
+        index_dir: Index directory; created, or updated when it already holds an index.
+        model_id: sentence-transformers id or path; None: the index's model, else the packaged default.
+        chunk_tokens: Chunk size in model tokens (capped at what the model reads).
+        overlap_tokens: Tokens shared by neighbouring chunks.
+        index_type: `auto`, `flat`, `hnsw` or `ivf`.
+        text_column: CSV/JSONL column holding the text; None: guess per file.
+        embedder: An already loaded embedder (tests, benchmarks); overrides `model_id`.
+        on_warning: Called with each warning (a skipped file, a full re-embed).
+        show_progress: Show a progress bar on stderr while embedding.
+
+    Raises:
+        AdvisorError: no documents, nothing readable, or a model that differs from the index's.
+    """
+    started = time.perf_counter()
+    docs_dir, index_dir = Path(docs_dir), Path(index_dir)
+    if overlap_tokens >= chunk_tokens:
+        raise InvalidInputError([f"overlap_tokens must be < chunk_tokens (got {overlap_tokens} ≥ {chunk_tokens})"])
+    if not docs_dir.is_dir():
+        raise AdvisorError(f"documents folder `{docs_dir}` does not exist", "pass a folder of documents to index")
+    files, unsupported = list_files(docs_dir, exclude=index_dir)
+    if unsupported:
+        kinds = sorted({p.suffix.lower() or "(no suffix)" for p in unsupported})
+        on_warning(f"skipped {len(unsupported)} file(s) of unsupported type ({', '.join(kinds)})")
+    if not files:
+        raise AdvisorError(f"no documents to index in `{docs_dir}`", f"supported types: {' '.join(SUPPORTED_SUFFIXES)}")
+    index_existed = index_dir.exists()
+    try:
+        with build_lock(index_dir):
+            return _build_locked(
+                docs_dir, index_dir, files, model_id, chunk_tokens, overlap_tokens, index_type, text_column,
+                embedder, on_warning, show_progress, started,
+            )  # fmt: skip
+    except AdvisorError:
+        if not index_existed:  # a refused first build leaves nothing behind; an interrupted one keeps checkpoints
+            shutil.rmtree(index_dir, ignore_errors=True)
+        raise
+
+
+def _build_locked(
+    docs_dir: Path,
+    index_dir: Path,
+    files: list[Path],
+    model_id: str | None,
+    chunk_tokens: int,
+    overlap_tokens: int,
+    index_type: str,
+    text_column: str | None,
+    embedder: Embedder | None,
+    on_warning: Warn,
+    show_progress: bool,
+    started: float,
+) -> BuildResult:
+    import numpy as np
+
+    previous = _open_previous(index_dir, on_warning)
+    wanted_model = embedder.model_id if embedder else model_id
+    wanted_model = wanted_model or (previous.manifest.embedding_model if previous else DEFAULT_MODEL)
+    if previous:
+        _check_same_model(previous, wanted_model, None)
+    hashes, warnings = _hash_files(docs_dir, files, on_warning)
+    embedder = embedder or load_embedder(wanted_model)
+    if previous:
+        _check_same_model(previous, wanted_model, embedder.dim)
+    old_files = previous.manifest.files if previous else {}
+    same_settings = previous is not None and _settings(previous.manifest) == (
+        chunk_tokens, overlap_tokens, text_column, embedder.max_tokens, embedder.document_prompt,
+    )  # fmt: skip
+    if previous and not same_settings and old_files:
+        on_warning("chunking settings or prompts differ from the index's; every file is re-embedded")
+    reused = {s for s, h in hashes.items() if same_settings and s in old_files and old_files[s].content_sha256 == h}
+    new_chunks: dict[str, list[Chunk]] = {}
+    for source in sorted(set(hashes) - reused):
+        try:
+            doc = extract_text(docs_dir / source, source, text_column)
+        except UnreadableFileError as exc:
+            warnings.append(f"skipped `{source}`: {exc}")
+            on_warning(warnings[-1])
+            continue
+        new_chunks[source] = chunk_document(doc, embedder.token_spans, chunk_tokens, overlap_tokens, embedder.max_tokens)
+    if not reused and not any(new_chunks.values()):
+        raise AdvisorError(f"no readable text in `{docs_dir}`", "see the warnings above for each file skipped")
+    to_embed = [c for source in sorted(new_chunks) for c in new_chunks[source]]
+    new_vectors, n_embedded, n_resumed = _embed_checkpointed(index_dir, embedder, to_embed, show_progress)
+
+    chunks, parts, row = [], [], 0
+    old_ids = previous.ids_by_source() if reused else {}
+    old_vectors = previous.load_vectors() if reused else None
+    old_chunks = previous.fetch_chunks([i for s in sorted(reused) for i in old_ids.get(s, [])]) if reused else {}
+    entries: dict[str, FileEntry] = {}
+    for source in sorted(reused | set(new_chunks)):
+        if source in reused:
+            ids = old_ids.get(source, [])
+            chunks.extend(old_chunks[i] for i in ids)
+            parts.append(np.asarray(old_vectors[ids], dtype=np.float32).reshape(len(ids), embedder.dim))
+        else:
+            n = len(new_chunks[source])
+            chunks.extend(new_chunks[source])
+            parts.append(new_vectors[row : row + n])
+            row += n
+        entries[source] = FileEntry(
+            content_sha256=hashes[source], n_bytes=(docs_dir / source).stat().st_size, n_chunks=len(parts[-1])
+        )
+    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
+    kind, reason = choose_index_type(len(vectors), index_type)
+    params = index_params(kind, len(vectors))
+
+    from backends.rag.index import build_faiss_index
+
+    manifest = Manifest(
+        embedding_model=wanted_model,
+        embedding_dim=embedder.dim,
+        query_prompt=embedder.query_prompt,
+        document_prompt=embedder.document_prompt,
+        max_input_tokens=embedder.max_tokens,
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens,
+        text_column=text_column,
+        index_type=kind,
+        index_type_reason=reason,
+        index_params=params,
+        n_chunks=len(chunks),
+        files=entries,
+        versions=_versions(embedder),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    generation = write_generation(index_dir, manifest, chunks, vectors, build_faiss_index(vectors, kind, params))
+    shutil.rmtree(staging_dir(index_dir), ignore_errors=True)
+    return BuildResult(
+        index_dir=str(index_dir),
+        generation=generation,
+        embedding_model=wanted_model,
+        embedding_dim=embedder.dim,
+        index_type=kind,
+        index_type_reason=reason,
+        n_files=len(entries),
+        n_files_added=sum(1 for s in new_chunks if s not in old_files),
+        n_files_changed=sum(1 for s in new_chunks if s in old_files),
+        n_files_unchanged=len(reused),
+        n_files_removed=sum(1 for s in old_files if s not in entries),
+        n_files_skipped=len(warnings),
+        n_chunks=len(chunks),
+        n_chunks_embedded=len(to_embed),
+        n_batches_embedded=n_embedded,
+        n_batches_reused=n_resumed,
+        build_seconds=time.perf_counter() - started,
+        warnings=warnings,
+    )
+
+
+def _open_previous(index_dir: Path, on_warning: Warn) -> OpenIndex | None:
+    if not (index_dir / "CURRENT").exists():
+        return None
+    try:
+        return open_index(index_dir)
+    except AdvisorError as exc:
+        on_warning(f"{exc.message}; building a new index from scratch")
+        return None
+
+
+def _check_same_model(previous: OpenIndex, model_id: str, dim: int | None) -> None:
+    old = previous.manifest
+    if old.embedding_model != model_id or (dim is not None and dim != old.embedding_dim):
+        got = f"`{model_id}`" + (f" ({dim} dims)" if dim is not None else "")
+        raise AdvisorError(
+            f"index `{previous.index_dir}` holds vectors from `{old.embedding_model}` ({old.embedding_dim} dims); "
+            f"refusing to mix in vectors from {got}",
+            f"update it with `--model {old.embedding_model}`, or build into a new directory",
+        )
+
+
+def _settings(manifest: Manifest) -> tuple:
+    return (
+        manifest.chunk_tokens, manifest.overlap_tokens, manifest.text_column,
+        manifest.max_input_tokens, manifest.document_prompt,
+    )  # fmt: skip
+
+
+def _hash_files(docs_dir: Path, files: list[Path], on_warning: Warn) -> tuple[dict[str, str], list[str]]:
+    hashes, warnings = {}, []
+    for path in files:
+        source = path.relative_to(docs_dir).as_posix()
+        try:
+            hashes[source] = file_sha256(path)
+        except OSError as exc:
+            warnings.append(f"skipped `{source}`: cannot open it ({exc.strerror or exc})")
+            on_warning(warnings[-1])
+    return hashes, warnings
+
+
+def _embed_checkpointed(
+    index_dir: Path, embedder: Embedder, chunks: list[Chunk], show_progress: bool
+) -> tuple[np.ndarray, int, int]:
+    """Embed `chunks` batch by batch, reusing batches a killed build already saved. Returns (vectors, new, reused)."""
+    import numpy as np
+
+    stage = staging_dir(index_dir) / "batches"
+    stage.mkdir(parents=True, exist_ok=True)
+    prefix = f"{embedder.model_id}\n{embedder.dim}\n{embedder.document_prompt}\n"
+    out, n_new, n_reused = [], 0, 0
+    bar = _progress(len(chunks), show_progress)
+    for i in range(0, len(chunks), CHECKPOINT_BATCH_CHUNKS):
+        batch = chunks[i : i + CHECKPOINT_BATCH_CHUNKS]
+        key = hashlib.sha256((prefix + "\n".join(c.content_sha256 for c in batch)).encode()).hexdigest()
+        path = stage / f"{key}.npy"
+        vectors = _load_checkpoint(path, (len(batch), embedder.dim))
+        if vectors is None:
+            vectors = embedder.embed([c.text for c in batch], is_query=False)
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as f:
+                np.save(f, vectors, allow_pickle=False)
+            os.replace(tmp, path)
+            n_new += 1
+        else:
+            n_reused += 1
+        out.append(vectors)
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    return (np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)), n_new, n_reused
+
+
+def _load_checkpoint(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return vectors if vectors.shape == shape and vectors.dtype == np.float32 else None
+
+
+def _progress(total: int, show: bool):  # noqa: ANN202 - tqdm is optional, so no annotation
+    if not show or total == 0:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, leave=False)
+
+
+def _versions(embedder: Embedder) -> dict[str, str]:
+    import faiss
+
+    return {
+        "advisor": __version__,
+        "faiss": faiss.__version__,
+        "python": platform.python_version(),
+        **embedder.versions(),
+    }

@@ -1,0 +1,232 @@
+"""Document loaders: find files under a folder and extract their text (.txt .md .html .pdf .jsonl .csv).
+
+Each loader returns the text plus the offsets where pages or rows start, so a chunk can say `page 3` or `row 7`.
+A file that cannot be read raises `UnreadableFileError` with the reason; the build turns it into a warning.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "Document",
+    "UnreadableFileError",
+    "extract_text",
+    "file_sha256",
+    "list_files",
+]
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".jsonl", ".csv")
+TEXT_COLUMN_NAMES = ("text", "content", "body", "document", "passage", "chunk", "abstract", "description")
+GUESS_ROWS = 100  # rows looked at when guessing the text column
+HASH_BLOCK_BYTES = 1 << 20
+_SKIP_HTML_TAGS = {"script", "style", "noscript", "template", "svg"}
+_BLOCK_HTML_TAGS = {
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "section",
+    "article", "pre", "blockquote", "header", "footer", "title", "dd", "dt", "hr",
+}  # fmt: skip
+
+
+class UnreadableFileError(Exception):
+    """A file that yields no usable text; the message says why."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """Extracted text of one file, with the offsets where its pages or rows begin."""
+
+    source: str
+    text: str
+    segment_starts: list[int] = field(default_factory=list)
+    segment_labels: list[str] = field(default_factory=list)
+
+    def locate(self, start: int, end: int) -> str:
+        """Human position of the characters [start, end): pages or rows holding them, else line numbers."""
+        if self.segment_starts:
+            first, last = (max(bisect.bisect_right(self.segment_starts, o) - 1, 0) for o in (start, max(start, end - 1)))
+            if first == last:
+                return self.segment_labels[first]
+            kind, first_number = self.segment_labels[first].split()
+            return f"{kind}s {first_number}–{self.segment_labels[last].split()[-1]}"
+        first_line = self.text.count("\n", 0, start) + 1
+        last_line = first_line + self.text.count("\n", start, max(start, end - 1))
+        return f"line {first_line}" if first_line == last_line else f"lines {first_line}–{last_line}"
+
+
+def list_files(docs_dir: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """Files under `docs_dir`, recursively, sorted: (supported, unsupported). Hidden files and `exclude` are left out."""
+    supported, unsupported = [], []
+    exclude = exclude.resolve() if exclude else None
+    for path in sorted(docs_dir.rglob("*")):
+        rel = path.relative_to(docs_dir)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if exclude and (path.resolve() == exclude or exclude in path.resolve().parents):
+            continue
+        (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else unsupported).append(path)
+    return supported, unsupported
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(HASH_BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def extract_text(path: Path, source: str, text_column: str | None = None) -> Document:
+    """Extract the text of one file by its suffix.
+
+    Args:
+        path: The file.
+        source: Its name as stored in the index (relative path).
+        text_column: CSV/JSONL column with the text; None: guess it.
+
+    Raises:
+        UnreadableFileError: the file cannot be read or decoded, or holds no text.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        doc = _load_pdf(path, source)
+    elif suffix in (".csv", ".jsonl"):
+        rows = _csv_rows(_read_text(path)) if suffix == ".csv" else _jsonl_rows(_read_text(path))
+        doc = _join_rows(rows, source, text_column)
+    elif suffix in (".html", ".htm"):
+        doc = Document(source, _html_to_text(_read_text(path)))
+    else:
+        doc = Document(source, _read_text(path))
+    if not doc.text.strip():
+        raise UnreadableFileError("no text in it")
+    return doc
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot open it ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig").replace("\r\n", "\n")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(f"not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def _load_pdf(path: Path, source: str) -> Document:
+    import importlib.util
+
+    if importlib.util.find_spec("pypdf") is None:
+        raise UnreadableFileError('reading PDF needs `pypdf`: pip install "advisor[rag]"')
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(str(path))
+        if reader.is_encrypted:
+            raise UnreadableFileError("the PDF is encrypted")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except UnreadableFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on damaged files; each means "unreadable"
+        raise UnreadableFileError(f"not a readable PDF ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+    starts, labels, parts, offset = [], [], [], 0
+    for number, page in enumerate(pages, start=1):
+        starts.append(offset)
+        labels.append(f"page {number}")
+        parts.append(page)
+        offset += len(page) + 2
+    text = "\n\n".join(parts)
+    if not text.strip():
+        raise UnreadableFileError("no extractable text in the PDF (scanned images need OCR first)")
+    return Document(source, text, starts, labels)
+
+
+def _csv_rows(text: str) -> list[dict]:
+    csv.field_size_limit(1 << 24)
+    try:
+        return list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise UnreadableFileError(f"not valid CSV ({exc})") from None
+
+
+def _jsonl_rows(text: str) -> list[dict]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UnreadableFileError(f"line {number} is not valid JSON ({exc.msg})") from None
+        rows.append(value if isinstance(value, dict) else {"text": value})
+    return rows
+
+
+def _join_rows(rows: list[dict], source: str, text_column: str | None) -> Document:
+    if not rows:
+        raise UnreadableFileError("no rows in it")
+    columns = list(rows[0])
+    column = text_column or _guess_text_column(rows)
+    if column not in columns:
+        raise UnreadableFileError(f"no column `{column}` (columns: {', '.join(columns)})")
+    starts, labels, parts, offset = [], [], [], 0
+    for number, row in enumerate(rows, start=1):
+        value = row.get(column)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        starts.append(offset)
+        labels.append(f"row {number}")
+        parts.append(value.strip())
+        offset += len(parts[-1]) + 2
+    return Document(source, "\n\n".join(parts), starts, labels)
+
+
+def _guess_text_column(rows: list[dict]) -> str:
+    columns = list(rows[0])
+    by_lower = {str(c).lower(): c for c in columns}
+    for name in TEXT_COLUMN_NAMES:
+        if name in by_lower:
+            return by_lower[name]
+    lengths = {c: sum(len(r[c]) for r in rows[:GUESS_ROWS] if isinstance(r.get(c), str)) for c in columns}
+    return max(columns, key=lambda c: lengths[c])
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _SKIP_HTML_TAGS:
+            self._skip_depth += 1
+        elif tag in _BLOCK_HTML_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_HTML_TAGS:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag in _BLOCK_HTML_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(data)
+
+
+def _html_to_text(html: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = re.sub(r"[ \t\r\f\v]+", " ", "".join(parser.parts))
+    text = re.sub(r" *\n *", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -1,0 +1,135 @@
+"""Result and record models of the RAG backend: chunks, manifest, build, query and evaluation results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, computed_field
+
+from advisor.schema import Model
+
+__all__ = [
+    "BuildResult",
+    "Chunk",
+    "EvalResult",
+    "FileEntry",
+    "IndexType",
+    "Manifest",
+    "QueryHit",
+    "RagRunResult",
+]
+
+IndexType = Literal["flat", "hnsw", "ivf"]
+MANIFEST_FORMAT_VERSION = 1
+
+
+class Chunk(Model):
+    """One piece of a document, as indexed: its text and where it came from."""
+
+    source: str = Field(description="Path of the file, relative to the documents folder, with `/` separators")
+    chunk_index: int = Field(ge=0, description="Position of the chunk within its file, from 0")
+    char_start: int = Field(ge=0, description="Offset of the first character in the file's extracted text")
+    char_end: int = Field(ge=0, description="Offset one past the last character in the file's extracted text")
+    locator: str = Field(description="Human position: `lines 12–30`, `page 3`, `pages 2–3`, `row 7` or `rows 7–9`")
+    n_tokens: int = Field(ge=0, description="Embedding-model tokens in the chunk (special tokens excluded)")
+    text: str = Field(description="The chunk text")
+    content_sha256: str = Field(description="SHA-256 of the chunk text (hex)")
+
+
+class FileEntry(Model):
+    """What the index knows about one source file."""
+
+    content_sha256: str = Field(description="SHA-256 of the file's bytes (hex); decides whether it is re-embedded")
+    n_bytes: int = Field(ge=0, description="Size of the file")
+    n_chunks: int = Field(ge=0, description="Chunks the file produced")
+
+
+class Manifest(Model):
+    """Everything needed to query, update or audit an index; stored as `manifest.json` in each generation."""
+
+    format_version: int = Field(MANIFEST_FORMAT_VERSION, description="Layout version of the index directory")
+    embedding_model: str = Field(description="sentence-transformers id or path the vectors come from")
+    embedding_dim: int = Field(gt=0, description="Width of each vector")
+    metric: Literal["inner_product"] = Field("inner_product", description="faiss metric of the index")
+    is_normalized: bool = Field(True, description="Vectors have unit L2 norm, so inner product = cosine")
+    query_prompt: str = Field("", description="Text prepended to queries before embedding")
+    document_prompt: str = Field("", description="Text prepended to chunks before embedding")
+    max_input_tokens: int = Field(gt=0, description="Content tokens the model reads per input (prompt excluded)")
+    chunk_tokens: int = Field(gt=0, description="Chunk size asked for, in tokens")
+    overlap_tokens: int = Field(ge=0, description="Tokens shared by neighbouring chunks")
+    text_column: str | None = Field(description="CSV/JSONL text column; None: guessed per file")
+    index_type: IndexType = Field(description="faiss index kind")
+    index_type_reason: str = Field(description="Why this kind was chosen")
+    index_params: dict[str, int] = Field(description="HNSW M/efSearch, IVF nlist/nprobe; empty for flat")
+    n_chunks: int = Field(ge=0, description="Vectors in the index")
+    files: dict[str, FileEntry] = Field(description="Indexed files by relative path")
+    versions: dict[str, str] = Field(description="advisor, sentence-transformers, faiss and python versions")
+    created_at: str = Field(description="UTC time the generation was written (ISO 8601)")
+
+
+class BuildResult(Model):
+    """What a build or update did."""
+
+    index_dir: str = Field(description="The index directory")
+    generation: str = Field(description="Name of the generation now live inside it")
+    embedding_model: str
+    embedding_dim: int
+    index_type: IndexType
+    index_type_reason: str
+    n_files: int = Field(description="Files in the index after the build")
+    n_files_added: int
+    n_files_changed: int
+    n_files_unchanged: int = Field(description="Files whose vectors were reused without embedding")
+    n_files_removed: int = Field(description="Files gone from the folder whose chunks were dropped")
+    n_files_skipped: int = Field(description="Files that could not be read (see warnings)")
+    n_chunks: int = Field(description="Chunks in the index after the build")
+    n_chunks_embedded: int = Field(description="Chunks embedded by this build (new or changed files)")
+    n_batches_embedded: int = Field(description="Embedding batches computed by this build")
+    n_batches_reused: int = Field(description="Embedding batches taken from an interrupted build's checkpoints")
+    build_seconds: float = Field(description="Wall time of the whole build")
+    warnings: list[str] = Field(description="Every file skipped, and why")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def chunks_per_second(self) -> float:
+        """Chunks embedded per second of build time (0 when nothing needed embedding)."""
+        return self.n_chunks_embedded / self.build_seconds if self.build_seconds > 0 else 0.0
+
+
+class QueryHit(Model):
+    """One ranked chunk returned by a query."""
+
+    rank: int = Field(ge=1, description="1 for the best match")
+    score: float = Field(description="Cosine similarity between query and chunk (inner product of unit vectors)")
+    source: str
+    locator: str
+    char_start: int
+    char_end: int
+    chunk_index: int
+    text: str
+
+
+class EvalResult(Model):
+    """Retrieval quality of an index on a question set."""
+
+    mode: Literal["labelled", "self-supervised"] = Field(
+        description="labelled: questions from a file; self-supervised: held-out sentences of the chunks"
+    )
+    search: Literal["index", "exact"] = Field(
+        description="index: the stored faiss index; exact: brute force over vectors with held-out chunks re-embedded"
+    )
+    k: int = Field(description="Ranks considered")
+    n_questions: int
+    recall_at_k: float = Field(description="Mean of relevant-in-top-k / min(k, relevant), over questions")
+    mrr: float = Field(description="Mean reciprocal rank of the first relevant chunk (0 beyond k)")
+    hit_rate: float = Field(description="Share of questions with a relevant chunk in the top k")
+    assumptions: list[str] = Field(description="How questions and relevance were decided")
+
+
+class RagRunResult(Model):
+    """What `backends.rag.run` produced for one plan step."""
+
+    kind: Literal["rag"] = "rag"
+    index_dir: str
+    build: BuildResult
+    evaluation: EvalResult | None = Field(description="Self-supervised evaluation; None when it had no questions")
