@@ -1,0 +1,219 @@
+"""`advisor train check`: everything cheap that could make a training run fail later, found before it starts.
+
+Data (every bad line), the chat template on one sample, token lengths and truncation, the memory estimate
+against the device, free disk, known incompatibilities and the state of the run folder. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from advisor.errors import AdvisorError
+from advisor.schema import MemoryEstimate, Model, TrainStep
+from backends.train.data import load_examples, split_examples
+from backends.train.device import DeviceInfo, choose_precision, probe_device
+from backends.train.fit import last_checkpoint
+from backends.train.fitting import cheapest_fitting_change, count_params, fits
+from backends.train.predict import predict_memory
+from backends.train.tokens import LengthStats, example_lengths, length_stats, render_sample
+
+__all__ = ["Finding", "TrainCheck", "check", "resolve_path"]
+
+# Bytes per value on disk: fp32 weights, and Adam's two fp32 moments per trainable parameter
+# (torch.optim.AdamW state, saved in every checkpoint).
+FP32_BYTES = 4
+ADAM_STATE_BYTES = 8
+SIXTEEN_BIT_BYTES = 2
+
+
+class Finding(Model):
+    """One thing the check found."""
+
+    level: Literal["ok", "warn", "error"] = Field(description="error: the run would fail or is refused")
+    topic: str = Field(description="What it is about: data, template, lengths, memory, disk, config, output")
+    message: str = Field(description="One line")
+    hint: str | None = Field(None, description="What to change")
+    is_forceable: bool = Field(False, description="`--force` runs anyway (the estimate may be pessimistic)")
+
+
+class TrainCheck(Model):
+    """The dry run's report."""
+
+    findings: list[Finding]
+    data_format: str = Field(description="Detected data format")
+    n_train_examples: int
+    n_eval_examples: int
+    base_model: str = Field(description="Where the base model is (a path, a Hub id, or `tiny-demo`)")
+    sample_text: str = Field(description="The first training example as the model will see it")
+    eos_token: str | None = Field(description="The end-of-sequence token the answers end with")
+    lengths: LengthStats
+    device: DeviceInfo
+    precision: str
+    precision_reason: str
+    n_params: int = Field(description="Parameters of the model (counted on the meta device)")
+    n_trainable_params: int = Field(description="Parameters that will be trained")
+    predicted: MemoryEstimate | None = Field(description="Estimated training memory per device; None: see note")
+    predicted_eval: MemoryEstimate | None = Field(description="Estimated evaluation (forward only) memory")
+    prediction_note: str
+    disk_free_bytes: int
+    disk_needed_bytes: int = Field(description="Checkpoints kept, final weights and the merged model")
+    resume_checkpoint: str | None = Field(description="Checkpoint `--resume` would continue from")
+
+    @property
+    def is_ok(self) -> bool:
+        """No error findings."""
+        return not any(f.level == "error" for f in self.findings)
+
+
+def resolve_path(path: str, base_dir: Path) -> Path:
+    """A plan path: absolute as given, relative to the plan file's folder otherwise."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else base_dir / candidate
+
+
+def _inspect_base(step: TrainStep, base_dir: Path, run_dir: Path, train: list[dict]) -> tuple[str, object, dict]:
+    """(label, tokenizer, config dict) of the base model, without loading weights or writing anything."""
+    from backends.train.dpo import resolve_dpo_base
+    from backends.train.model import load_tokenizer, read_hf_config, resolve_base_model
+    from backends.train.tiny import TINY_DEMO, build_tokenizer, tiny_config
+
+    adapter = resolve_path(step.init_adapter, base_dir) if step.init_adapter else None
+    base = resolve_dpo_base(step, adapter)
+    if base is None and step.base_model == TINY_DEMO and not (run_dir / "base-model" / "config.json").is_file():
+        tokenizer = build_tokenizer(train)
+        return TINY_DEMO, tokenizer, tiny_config(tokenizer).to_dict()
+    base = base or resolve_base_model(step.base_model, base_dir, run_dir, None, seed=step.seed)
+    return base, load_tokenizer(base), read_hf_config(base)
+
+
+def _config_findings(step: TrainStep, device: DeviceInfo, hf_config: dict) -> list[Finding]:
+    found = []
+    train_method = step.dpo_policy if step.method == "dpo" else step.method
+    if train_method == "qlora" and step.n_gpus > 1 and step.distributed == "zero3":
+        found.append(Finding(level="error", topic="config", message="QLoRA with DeepSpeed ZeRO-3 is not supported "
+                             "here: ZeRO-3 partitions the packed 4-bit weights",
+                             hint="use `distributed: fsdp` (FSDP-QLoRA) or `zero2`"))
+    if step.n_gpus > 1 and (device.kind == "cpu" or device.n_devices < step.n_gpus):
+        found.append(Finding(level="error", topic="config", message=f"the plan asks for {step.n_gpus} GPUs; this "
+                             f"machine has {device.n_devices if device.kind == 'cuda' else 0}",
+                             hint="set `n_gpus` to the GPUs you have"))
+    if step.merge and (step.method == "full" or (step.method == "dpo" and step.dpo_policy == "full")):
+        found.append(Finding(level="warn", topic="config", message="`merge` does nothing with full fine-tuning",
+                             hint="set `merge: false`"))
+    if step.method == "dpo" and step.init_adapter and step.dpo_policy == "full":
+        found.append(Finding(level="error", topic="config", message="`init_adapter` needs `dpo_policy` lora or qlora",
+                             hint="set `dpo_policy: lora`"))
+    if step.early_stopping_patience is not None and step.eval_fraction == 0:
+        found.append(Finding(level="error", topic="config", message="early stopping needs a validation split",
+                             hint="set `eval_fraction` above 0"))
+    if step.packing and step.method == "dpo":
+        found.append(Finding(level="warn", topic="config", message="`packing` is ignored for DPO (pairs stay whole)"))
+    if "8bit" in step.optimizer and device.kind == "cpu":
+        found.append(Finding(level="warn", topic="config", message=f"`{step.optimizer}` is a bitsandbytes GPU "
+                             "optimizer", hint="use `optimizer: adamw` on a CPU"))
+    if step.lora_rank > hf_config.get("hidden_size", step.lora_rank):
+        found.append(Finding(level="error", topic="config", message=f"lora_rank must be ≤ hidden_size (got "
+                             f"{step.lora_rank} > {hf_config['hidden_size']})", hint="lower `lora_rank`"))
+    max_positions = hf_config.get("max_position_embeddings")
+    if max_positions and step.seq_len > max_positions:
+        found.append(Finding(level="warn", topic="lengths", message=f"seq_len {step.seq_len} is beyond the model's "
+                             f"{max_positions} positions", hint=f"set `seq_len` ≤ {max_positions}"))
+    return found
+
+
+def _disk_needed_bytes(step: TrainStep, n_params: int, n_trainable: int, precision: str) -> int:
+    from backends.train.builders import CHECKPOINTS_KEPT
+
+    checkpoint = n_trainable * (FP32_BYTES + ADAM_STATE_BYTES)
+    final = n_trainable * FP32_BYTES
+    merged = n_params * (FP32_BYTES if precision == "fp32" else SIXTEEN_BIT_BYTES) if step.merge else 0
+    return CHECKPOINTS_KEPT * checkpoint + final + merged
+
+
+def _free_bytes(path: Path) -> int:
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            return shutil.disk_usage(parent).free
+    return 0
+
+
+def check(step: TrainStep, run_dir: Path, *, base_dir: Path) -> TrainCheck:
+    """Dry-run `step`: inspect data, tokenizer, memory, disk and configuration; load no weights.
+
+    Args:
+        step: The plan step.
+        run_dir: Where the run would write (inspected, never written).
+        base_dir: Folder that relative plan paths are relative to (the plan file's).
+
+    Returns:
+        The findings and the numbers behind them; `is_ok` is False when the run would fail.
+
+    Raises:
+        AdvisorError: input the run cannot even start from (missing files, bad lines, unknown model).
+    """
+    examples = load_examples(resolve_path(step.data_path, base_dir), for_preference=step.method == "dpo")
+    train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
+    device = probe_device()
+    precision, precision_reason = choose_precision(step.precision, device)
+    base, tokenizer, hf_config = _inspect_base(step, base_dir, run_dir, train)
+    lengths = length_stats(example_lengths(train + evaluation, tokenizer), step.seq_len)
+    findings = _config_findings(step, device, hf_config)
+    if lengths.n_truncated:
+        findings.append(Finding(level="warn", topic="lengths", message=f"{lengths.n_truncated} of "
+                                f"{lengths.n_examples} examples are longer than seq_len {step.seq_len}; truncation "
+                                f"cuts {lengths.truncated_tokens_fraction:.1%} of all tokens",
+                                hint=f"raise `seq_len` to {lengths.max_tokens} to keep every token"))
+    seq_len = step.seq_len if step.packing else min(step.seq_len, lengths.max_tokens)
+    n_params, n_trainable = count_params(hf_config, step)
+    predicted, note = predict_memory(step, hf_config, base, precision, seq_len=seq_len)
+    predicted_eval = None
+    if predicted is not None:
+        predicted_eval, _ = predict_memory(step, hf_config, base, precision, seq_len=seq_len, for_eval=True)
+        if not fits(predicted, device):
+            change = cheapest_fitting_change(step, hf_config, base, precision, seq_len, device)
+            findings.append(Finding(
+                level="error", topic="memory", is_forceable=True,
+                message=f"estimated peak {predicted.peak_bytes / 2**30:.1f} GiB per device does not fit in "
+                        f"{device.memory_bytes / 2**30:.1f} GiB ({device.name})",
+                hint=f"cheapest change that fits: {change}" if change else "no single plan change fits; use a "
+                     "larger GPU or more GPUs"))
+    disk_needed = _disk_needed_bytes(step, n_params, n_trainable, precision)
+    disk_free = _free_bytes(run_dir)
+    if disk_needed > disk_free:
+        findings.append(Finding(level="error", topic="disk", message=f"needs {disk_needed / 2**30:.1f} GiB for "
+                                f"checkpoints and weights; {disk_free / 2**30:.1f} GiB free", hint="free disk space "
+                                "or choose another `--out`"))
+    checkpoint = last_checkpoint(run_dir / step.output_dir)
+    if checkpoint is not None:
+        findings.append(Finding(level="ok", topic="output", message=f"`{run_dir}` holds a run stopped at "
+                                f"{checkpoint.name}", hint="`--resume` continues it; `--force` starts afresh"))
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        findings.append(Finding(level="warn", topic="output", message=f"`{run_dir}` is not empty",
+                                hint="a fresh run there needs `--force`, or choose another `--out`"))
+    return TrainCheck(
+        findings=findings, data_format=examples.format, n_train_examples=len(train),
+        n_eval_examples=len(evaluation), base_model=base, sample_text=render_sample(train[0], tokenizer),
+        eos_token=tokenizer.eos_token, lengths=lengths, device=device, precision=precision,
+        precision_reason=precision_reason, n_params=n_params, n_trainable_params=n_trainable, predicted=predicted,
+        predicted_eval=predicted_eval, prediction_note=note, disk_free_bytes=disk_free,
+        disk_needed_bytes=disk_needed, resume_checkpoint=str(checkpoint) if checkpoint else None,
+    )
+
+
+def raise_for_errors(report: TrainCheck, *, force: bool) -> None:
+    """Refuse a run the check says would fail (`force` overrides memory findings only).
+
+    Raises:
+        AdvisorError: one line per error finding.
+    """
+    errors = [f for f in report.findings if f.level == "error" and not (force and f.is_forceable)]
+    if errors:
+        hints = [f.hint for f in errors if f.hint]
+        message = "; ".join(f.message for f in errors)
+        if any(f.is_forceable for f in errors):
+            hints.append("`--force` runs anyway")
+        raise AdvisorError(message, "; ".join(hints) or None)

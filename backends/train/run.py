@@ -1,0 +1,191 @@
+"""`advisor train run`: check → load → train → save → merge → result.json, for one `TrainStep`.
+
+One GPU or a CPU trains in this process. Several GPUs: this process writes an accelerate config and
+launches `python -m backends.train` on every GPU through `accelerate launch`, then reads the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from advisor.errors import AdvisorError, RunFailedError
+from advisor.schema import TrainStep
+from backends.train.check import check, raise_for_errors, resolve_path
+from backends.train.data import load_examples, split_examples
+from backends.train.device import choose_precision, probe_device
+from backends.train.fit import fit, last_checkpoint
+from backends.train.measure import MemoryMeter
+from backends.train.results import RESULT_FILE, MergeCheck, TrainResult, compare_memory, library_versions
+from backends.train.tiny import DEMO_NOTE, is_demo_model
+
+__all__ = ["run", "train_here"]
+
+PLAN_FILE = "plan.yaml"
+VERSIONS_FILE = "versions.json"
+MERGED_DIR = "merged"
+# What a run writes into its folder; `--force` removes these (and nothing else) before a fresh run.
+RUN_OUTPUTS = ("base-model", MERGED_DIR, PLAN_FILE, VERSIONS_FILE, RESULT_FILE, "eval_before.json", "accelerate.yaml")
+
+
+def _prepare_output(step: TrainStep, run_dir: Path, *, resume: bool, force: bool) -> None:
+    """Refuse to mix runs: resume needs a checkpoint and the same plan; a fresh run needs an empty folder."""
+    if resume:
+        if last_checkpoint(run_dir / step.output_dir) is None:
+            raise AdvisorError(f"nothing to resume in `{run_dir}` (no checkpoint)", "run without `--resume`")
+        saved = run_dir / PLAN_FILE
+        if saved.is_file():
+            from advisor.plan import load_plan
+
+            previous = [s for s in load_plan(saved).steps if isinstance(s, TrainStep)]
+            if previous and previous[0] != step:
+                raise AdvisorError(f"the plan changed since the run in `{run_dir}` started",
+                                   "resume with the same plan, or start afresh with `--force`")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()) and not force:
+        raise AdvisorError(f"run folder `{run_dir}` is not empty",
+                           "use `--resume` to continue it, `--force` to start afresh there, or another `--out`")
+
+
+def _clear_previous(step: TrainStep, run_dir: Path) -> None:
+    for name in (*RUN_OUTPUTS, step.output_dir):
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def _write_provenance(step: TrainStep, run_dir: Path, plan_name: str) -> None:
+    from advisor.plan import Plan, save_plan
+
+    save_plan(Plan(name=plan_name, steps=[step]), run_dir / PLAN_FILE)
+    (run_dir / VERSIONS_FILE).write_text(json.dumps(library_versions(), indent=2) + "\n")
+
+
+def _write_result(result: TrainResult, run_dir: Path) -> None:
+    tmp = run_dir / (RESULT_FILE + ".tmp")
+    tmp.write_text(result.model_dump_json(indent=2) + "\n")
+    os.replace(tmp, run_dir / RESULT_FILE)
+
+
+def run(step: TrainStep, run_dir: str | Path, *, base_dir: str | Path = ".", resume: bool = False,
+        force: bool = False, plan_name: str = "plan") -> TrainResult:
+    """Train `step` into `run_dir` and write `result.json` there.
+
+    Args:
+        step: The plan's training step.
+        run_dir: The run folder; the model goes to `run_dir/step.output_dir`.
+        base_dir: Folder that relative paths in the plan are relative to (the plan file's).
+        resume: Continue from the last checkpoint in `run_dir`.
+        force: Start afresh in a non-empty `run_dir`, and run even when the estimate says it will not fit.
+        plan_name: Name recorded in the `plan.yaml` written beside the artifacts.
+
+    Returns:
+        The result, also written to `run_dir/result.json`.
+
+    Raises:
+        AdvisorError: bad input, or a refused run; nothing is written then.
+        RunFailedError: the run finished but failed its own checks (e.g. merged model differs).
+    """
+    run_dir, base_dir = Path(run_dir), Path(base_dir)
+    _prepare_output(step, run_dir, resume=resume, force=force)
+    raise_for_errors(check(step, run_dir, base_dir=base_dir), force=force)
+    if not resume:
+        _clear_previous(step, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_provenance(step, run_dir, plan_name)
+    if step.n_gpus > 1:
+        result = _launch(step, run_dir, base_dir, resume=resume)
+    else:
+        result = train_here(step, run_dir, base_dir=base_dir, resume=resume)
+    if result.status != "succeeded":
+        raise RunFailedError(f"training in `{run_dir}` failed: {result.failure}", f"see `{run_dir / RESULT_FILE}`")
+    return result
+
+
+def _launch(step: TrainStep, run_dir: Path, base_dir: Path, *, resume: bool) -> TrainResult:
+    from backends.train.launch import launch_command, write_accelerate_config
+
+    precision, _ = choose_precision(step.precision, probe_device())
+    config = write_accelerate_config(step, precision, run_dir)
+    command = launch_command(config, run_dir, resume=resume) + ["--base-dir", str(base_dir.resolve())]
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0 or not (run_dir / RESULT_FILE).is_file():
+        raise RunFailedError(f"`accelerate launch` exited with {completed.returncode}", "its output is above")
+    return TrainResult.model_validate_json((run_dir / RESULT_FILE).read_text())
+
+
+def _quiet_libraries() -> None:
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def train_here(step: TrainStep, run_dir: Path, *, base_dir: Path, resume: bool) -> TrainResult:
+    """Load, train, save and (optionally) merge in this process; write `result.json` from the main process."""
+    from backends.train.dpo import build_dpo_trainer, resolve_dpo_base
+    from backends.train.model import (
+        load_tokenizer,
+        loss_batches,
+        merge_adapter,
+        read_hf_config,
+        resolve_base_model,
+    )
+    from backends.train.predict import predict_memory
+    from backends.train.sft import build_sft_trainer
+    from backends.train.tokens import example_lengths
+
+    _quiet_libraries()
+    examples = load_examples(resolve_path(step.data_path, base_dir), for_preference=step.method == "dpo")
+    train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
+    device = probe_device()
+    precision, precision_reason = choose_precision(step.precision, device)
+    adapter = resolve_path(step.init_adapter, base_dir) if step.init_adapter else None
+    base = resolve_dpo_base(step, adapter) or resolve_base_model(step.base_model, base_dir, run_dir, train,
+                                                                 seed=step.seed)
+    tokenizer = load_tokenizer(base)
+    output_dir = run_dir / step.output_dir
+    meter = MemoryMeter(device.kind)
+    meter.start()
+    if step.method == "dpo":
+        trainer = build_dpo_trainer(step, base, tokenizer, train, evaluation, output_dir, precision,
+                                    use_cpu=device.kind == "cpu", adapter_dir=adapter)
+    else:
+        trainer = build_sft_trainer(step, base, tokenizer, train, evaluation, output_dir, precision,
+                                    use_cpu=device.kind == "cpu")
+    outcome = fit(trainer, meter, run_dir, output_dir, resume=resume)
+    if not trainer.accelerator.is_main_process:
+        return TrainResult.model_construct()
+    train_method = step.dpo_policy if step.method == "dpo" else step.method
+    merge = None
+    artifacts = {"model": step.output_dir, "plan": PLAN_FILE, "versions": VERSIONS_FILE}
+    if step.merge and train_method != "full" and evaluation:
+        batches = loss_batches(evaluation, tokenizer, step.seq_len)
+        merge = MergeCheck(**merge_adapter(base, output_dir, run_dir / MERGED_DIR, train_method, precision, batches))
+        artifacts["merged"] = MERGED_DIR
+    seq_len = step.seq_len if step.packing else min(step.seq_len, max(example_lengths(train, tokenizer)))
+    predicted, note = predict_memory(step, read_hf_config(base), step.base_model, precision, seq_len=seq_len)
+    is_demo = is_demo_model(base)
+    if is_demo and Path(base).parent == run_dir:
+        artifacts["base_model"] = Path(base).name
+    failure = None
+    if merge is not None and not merge.is_match:
+        failure = (f"merged model's validation loss {merge.merged_eval_loss:.4f} differs from the adapter's "
+                   f"{merge.adapter_eval_loss:.4f} by {merge.relative_difference:.2%} (tolerance {merge.tolerance:.2%})")
+    result = TrainResult(
+        status="failed" if failure else "succeeded", failure=failure, method=step.method, train_method=train_method,
+        base_model=step.base_model, base_model_path=base, is_demo_model=is_demo, demo_note=DEMO_NOTE if is_demo else None,
+        data_format=examples.format, n_train_examples=len(train), n_eval_examples=len(evaluation),
+        seq_len_tokens=seq_len, is_packed=step.packing and step.method != "dpo", device=device, precision=precision,
+        precision_reason=precision_reason, fit=outcome, predicted=predicted, prediction_note=note,
+        memory=compare_memory(outcome, predicted), merge=merge, artifacts=artifacts, versions=library_versions(),
+    )
+    _write_result(result, run_dir)
+    return result
+
