@@ -256,6 +256,11 @@ def resolve_model(name_or_path: str) -> ModelSpec:
     path = Path(name_or_path).expanduser()
     if path.exists():
         return _read_config_file(path)
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.endswith(".json"):
+        raise InvalidInputError(
+            [f"{name_or_path}: no such file or folder"],
+            hint="give a path to a config.json or the model folder",
+        )
     if "/" not in name_or_path or name_or_path.count("/") > 1:
         raise _unknown_model(name_or_path, "not in the catalog and no such path")
     if _hub_is_offline():

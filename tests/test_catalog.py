@@ -131,6 +131,11 @@ def test_config_missing_a_field_names_it_and_the_file(tmp_path: Path) -> None:
     assert "config.json" in exc.value.message
 
 
+def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="no such file"):
+        catalog.resolve_model(str(tmp_path / "nope"))
+
+
 def test_folder_without_config_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="config.json"):
         catalog.resolve_model(str(tmp_path))
