@@ -61,6 +61,8 @@ STEP_TENSOR_BYTES = 4
 # (bitsandbytes/optim/optimizer.py, blockwise=True); tensors under 4096 values keep 32-bit state (min_8bit_size).
 BNB8_BLOCK = 256
 BNB8_MIN_SIZE = 4096
+# transformers.optimization.Adafactor: factored fp32 second moments (rows + columns) and a 0-d fp32 RMS.
+ADAFACTOR_RMS_BYTES = 4
 # Loss over the vocabulary: transformers' ForCausalLMLoss upcasts logits to fp32 and log_softmax saves its
 # fp32 output; in backward the fp32 gradient and its 16-bit cast coexist with the saved log-probs.
 LOSS_FP32_BYTES = 4
@@ -111,8 +113,10 @@ def _attention_saved(spec: EstimateSpec, batch: int, seq: int) -> int:
     if spec.attention == "eager":
         probs = batch * m.n_heads * seq * seq
         cast = probs * dt if dt != 4 else 0
-        # q, repeated k and v, re-laid-out output; fp32 softmax output and its cast to the compute dtype.
-        return 4 * tokens * q_dim * dt + probs * 4 + cast
+        # q, GQA-repeated k and v; fp32 softmax output and its cast to the compute dtype; the output,
+        # re-laid out for o_proj, is saved only when o_proj's weight trains.
+        relaid = tokens * q_dim * dt if spec.train_method == "full" else 0
+        return 3 * tokens * q_dim * dt + relaid + probs * 4 + cast
     lse = batch * m.n_heads * seq * 4
     return (2 * q_dim + 2 * kv_dim) * tokens * dt + lse
 
@@ -142,7 +146,9 @@ def _shared_lora_inputs(spec: EstimateSpec, tokens: int, adapted: set[str]) -> i
         "mlp_in": ({"gate_proj", "up_proj", "gate_up_proj", "dense_h_to_4h", "fc1"}, m.hidden_size),
         "mlp_mid": ({"down_proj", "dense_4h_to_h", "fc2"}, m.intermediate_size),
     }
-    # o_proj's input is the attention output, which attention saves already.
+    if spec.attention == "eager":  # o_proj reads a re-laid-out copy of the attention output
+        groups["attn_out"] = ({"o_proj", "dense"}, m.n_heads * m.head_dim)
+    # With SDPA, o_proj's input is the attention output, which attention saves already.
     return sum(tokens * width * 4 for names, width in groups.values() if names & adapted)
 
 
@@ -231,21 +237,23 @@ def _trainable_shapes(spec: EstimateSpec) -> list[tuple[int, ...]]:
     if spec.uses_lora:
         shapes: list[tuple[int, ...]] = []
         for mod in P.resolve_lora_targets(m, spec.lora_targets):
-            one = [(spec.lora_rank, mod.in_features), (mod.out_features, spec.lora_rank)]
+            rank = spec.lora_rank * mod.lora_rank_factor
+            one = [(rank, mod.in_features), (mod.out_features, rank)]
             shapes += one * (mod.n_per_layer * layers)
         return shapes
     h = m.hidden_size
     norm = [(h,), (h,)] if m.norm == "layernorm" else [(h,)]
     block: list[tuple[int, ...]] = []
     for mod in P.layer_linears(m):
+        if mod.is_expert:  # transformers 5 stores the experts of a block as one 3-D parameter
+            block.append((mod.n_per_layer, mod.out_features, mod.in_features))
+            continue
         block += [(mod.out_features, mod.in_features)] * mod.n_per_layer
         if mod.has_bias:
             block += [(mod.out_features,)] * mod.n_per_layer
     block += norm * m.norms_per_layer
     if m.qk_norm:
         block += [(m.head_dim,), (m.head_dim,)]
-    if m.is_moe:
-        block += [(m.n_experts, h)]
     shapes = [(m.vocab_size, h)] + block * layers + norm
     if not m.tie_embeddings:
         shapes.append((m.vocab_size, h))
@@ -273,7 +281,7 @@ def optimizer_state_bytes(spec: EstimateSpec) -> int:
     Returns:
         Bytes: AdamW two moments in the parameter dtype plus a 0-d fp32 step per tensor; 8-bit AdamW
         one byte per moment plus an fp32 absmax per 256 values (32-bit state under 4096 values);
-        Adafactor factored second moments (rows + columns) in the parameter dtype; SGD nothing (no momentum).
+        Adafactor factored fp32 second moments (rows + columns) and an RMS scalar; SGD nothing (no momentum).
     """
     pb = _trainable_param_bytes(spec)
     shapes = _trainable_shapes(spec)
@@ -289,7 +297,9 @@ def optimizer_state_bytes(spec: EstimateSpec) -> int:
                 blocks = -(-n // BNB8_BLOCK)
                 total += ADAMW_MOMENTS * (n + blocks * 4)
         elif spec.optimizer == "adafactor":
-            total += (shape[0] + shape[1]) * pb if len(shape) == 2 else n * pb
+            # transformers' Adafactor upcasts 16-bit gradients and keeps its state in fp32, plus a 0-d RMS.
+            factored = _numel(shape[:-1]) + _numel(shape[:-2] + shape[-1:]) if len(shape) >= 2 else n
+            total += factored * 4 + ADAFACTOR_RMS_BYTES
     return total
 
 
@@ -308,7 +318,9 @@ class _States:
 
 
 def _largest_linear(model: ModelSpec) -> P.LinearModule:
-    return max(P.layer_linears(model), key=lambda mod: mod.in_features * mod.out_features)
+    """The largest nn.Linear of a block (what bitsandbytes quantizes and dequantizes one at a time)."""
+    linears = [mod for mod in P.layer_linears(model) if mod.is_nn_linear] or P.layer_linears(model)
+    return max(linears, key=lambda mod: mod.in_features * mod.out_features)
 
 
 def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -> tuple[_States, list[str]]:
