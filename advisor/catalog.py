@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from advisor.errors import AdvisorError, InvalidInputError, UnknownNameError
-from advisor.schema import GpuSpec, ModelSpec
+from advisor.schema import ApiPriceSpec, GpuSpec, ModelSpec
 
 __all__ = [
     "load_gpus",
@@ -286,3 +286,26 @@ def resolve_gpu(name: str) -> GpuSpec:
     if gpu_id is None:
         raise UnknownNameError("GPU", name, sorted(gpus), "advisor gpus")
     return gpus[gpu_id]
+
+
+@cache
+def _price_doc() -> dict[str, Any]:
+    return _load_yaml(rules_dir() / "catalog" / "prices.yaml")
+
+
+def load_api_prices() -> dict[str, ApiPriceSpec]:
+    """Every LLM API price row of `rules/catalog/prices.yaml`, keyed by name."""
+    return {row["name"]: ApiPriceSpec(**row) for row in _price_doc()["api_models"]}
+
+
+def resolve_api_model(name: str | None) -> ApiPriceSpec:
+    """An API price row by name; None gives the catalog's default API model.
+
+    Raises:
+        UnknownNameError: No such API model; the hint names the closest.
+    """
+    prices = load_api_prices()
+    key = name or _price_doc()["default_api_model"]
+    if key not in prices:
+        raise UnknownNameError("API model", key, sorted(prices), "advisor gpus --api")
+    return prices[key]

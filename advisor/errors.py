@@ -42,8 +42,9 @@ class UnknownNameError(AdvisorError):
     def __init__(self, kind: str, name: str, known: list[str], list_command: str | None = None) -> None:
         import difflib
 
-        close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=3, cutoff=0.5)
-        close_names = [k for k in known if k.lower() in close]
+        by_lower = {k.lower(): k for k in known}
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)
+        close_names = [by_lower[c] for c in close]  # closest first
         parts = []
         if close_names:
             parts.append("did you mean " + ", ".join(f"`{c}`" for c in close_names) + "?")

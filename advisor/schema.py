@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 __all__ = [
+    "ApiPriceSpec",
     "Arch",
     "ComputeEstimate",
     "EstimateSpec",
@@ -21,6 +22,7 @@ __all__ = [
     "ModelSpec",
     "Optimizer",
     "Precision",
+    "ServingEstimate",
 ]
 
 
@@ -205,6 +207,32 @@ class ComputeEstimate(Model):
     gpu_hours: float = Field(description="hours × GPUs")
     price_per_hour_usd: float | None = Field(description="Price per GPU-hour; None when unknown")
     usd: float | None = Field(description="Cost of the job; None when the price is unknown")
+    assumptions: list[str]
+
+
+class ApiPriceSpec(Model):
+    """An LLM API's list price."""
+
+    name: str = Field(description="Catalog id, e.g. `gpt-5.4-mini`")
+    provider: str
+    input_per_mtok_usd: float = Field(ge=0, description="USD per million input tokens")
+    output_per_mtok_usd: float = Field(ge=0, description="USD per million output tokens")
+    supports_tuning: bool = Field(False, description="The provider offers fine-tuning of this model")
+    source: str
+    as_of: str
+
+
+class ServingEstimate(Model):
+    """Monthly cost of answering a request volume, self-hosted or through an API."""
+
+    kind: Literal["api", "self_hosted"]
+    monthly_usd: float = Field(description="USD per 30-day month (730 hours for always-on GPUs)")
+    input_tokens_per_day: int
+    output_tokens_per_day: int
+    n_gpus: int = Field(0, description="Self-hosted: GPUs kept running (replicas × GPUs per replica)")
+    max_batch: int = Field(0, description="Self-hosted: concurrent sequences one replica's memory holds")
+    output_tokens_per_s: float = Field(0.0, description="Self-hosted: decode throughput of one replica")
+    gpu_hours_per_day: float = Field(0.0, description="Self-hosted: busy GPU-hours the volume needs")
     assumptions: list[str]
 
 

@@ -40,12 +40,18 @@ def build(
     model: Annotated[
         str | None, typer.Option(help="sentence-transformers id or path; default: the index's, else all-MiniLM-L6-v2")
     ] = None,
-    chunk_tokens: Annotated[int, typer.Option(min=16, help="Chunk size in model tokens (capped at its max)")] = 256,
-    overlap: Annotated[int, typer.Option(min=0, help="Tokens shared by neighbouring chunks")] = 32,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(min=16, help="Chunk size in model tokens, capped at the model's max; default: the index's, else 256")
+    ] = None,
+    overlap: Annotated[
+        int | None, typer.Option(min=0, help="Tokens shared by neighbouring chunks; default: the index's, else 32")
+    ] = None,
     index: Annotated[IndexChoice, typer.Option(help="faiss index; auto: exact up to 50k chunks, then HNSW/IVF")] = (
         IndexChoice.auto
     ),
-    text_column: Annotated[str | None, typer.Option(help="CSV/JSONL column with the text; default: guessed")] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="CSV/JSONL column with the text; default: the index's, else guessed")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Build an index from a folder, or update it: only new and changed files are embedded."""
