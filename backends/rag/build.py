@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CHECKPOINT_BATCH_CHUNKS", "build_index"]
 
-CHECKPOINT_BATCH_CHUNKS = 256  # chunks per checkpointed batch: ~5 s of CPU embedding, so a kill loses little
+CHECKPOINT_BATCH_CHUNKS = 256  # chunks per checkpointed batch: a few seconds of CPU embedding, so a kill loses little
+DEFAULT_CHUNK_TOKENS = 256  # all-MiniLM-L6-v2 reads 256 tokens; longer chunks would be truncated by the model
+DEFAULT_OVERLAP_TOKENS = 32  # 1/8 of a chunk: a sentence of context carried across each cut
 Warn = Callable[[str], None]
 
 
@@ -52,8 +54,8 @@ def build_index(
     index_dir: str | Path,
     *,
     model_id: str | None = None,
-    chunk_tokens: int = 256,
-    overlap_tokens: int = 32,
+    chunk_tokens: int | None = None,
+    overlap_tokens: int | None = None,
     index_type: str = "auto",
     text_column: str | None = None,
     embedder: Embedder | None = None,
@@ -66,10 +68,10 @@ def build_index(
         docs_dir: Folder read recursively.
         index_dir: Index directory; created, or updated when it already holds an index.
         model_id: sentence-transformers id or path; None: the index's model, else the packaged default.
-        chunk_tokens: Chunk size in model tokens (capped at what the model reads).
-        overlap_tokens: Tokens shared by neighbouring chunks.
+        chunk_tokens: Chunk size in model tokens (capped at what the model reads); None: the index's, else 256.
+        overlap_tokens: Tokens shared by neighbouring chunks; None: the index's, else 32.
         index_type: `auto`, `flat`, `hnsw` or `ivf`.
-        text_column: CSV/JSONL column holding the text; None: guess per file.
+        text_column: CSV/JSONL column holding the text; None: the index's, else guessed per file.
         embedder: An already loaded embedder (tests, benchmarks); overrides `model_id`.
         on_warning: Called with each warning (a skipped file, a full re-embed).
         show_progress: Show a progress bar on stderr while embedding.
@@ -79,8 +81,8 @@ def build_index(
     """
     started = time.perf_counter()
     docs_dir, index_dir = Path(docs_dir), Path(index_dir)
-    if overlap_tokens >= chunk_tokens:
-        raise InvalidInputError([f"overlap_tokens must be < chunk_tokens (got {overlap_tokens} ≥ {chunk_tokens})"])
+    if chunk_tokens is not None and overlap_tokens is not None:
+        _check_overlap(chunk_tokens, overlap_tokens)
     if not docs_dir.is_dir():
         raise AdvisorError(f"documents folder `{docs_dir}` does not exist", "pass a folder of documents to index")
     files, unsupported = list_files(docs_dir, exclude=index_dir)
@@ -107,8 +109,8 @@ def _build_locked(
     index_dir: Path,
     files: list[Path],
     model_id: str | None,
-    chunk_tokens: int,
-    overlap_tokens: int,
+    chunk_tokens: int | None,
+    overlap_tokens: int | None,
     index_type: str,
     text_column: str | None,
     embedder: Embedder | None,
@@ -119,6 +121,11 @@ def _build_locked(
     import numpy as np
 
     previous = _open_previous(index_dir, on_warning)
+    old = previous.manifest if previous else None
+    chunk_tokens = chunk_tokens or (old.chunk_tokens if old else DEFAULT_CHUNK_TOKENS)
+    overlap_tokens = overlap_tokens if overlap_tokens is not None else (old.overlap_tokens if old else DEFAULT_OVERLAP_TOKENS)
+    text_column = text_column or (old.text_column if old else None)
+    _check_overlap(chunk_tokens, overlap_tokens)
     wanted_model = embedder.model_id if embedder else model_id
     wanted_model = wanted_model or (previous.manifest.embedding_model if previous else DEFAULT_MODEL)
     if previous:
@@ -211,6 +218,11 @@ def _build_locked(
         build_seconds=time.perf_counter() - started,
         warnings=warnings,
     )
+
+
+def _check_overlap(chunk_tokens: int, overlap_tokens: int) -> None:
+    if overlap_tokens >= chunk_tokens:
+        raise InvalidInputError([f"overlap_tokens must be < chunk_tokens (got {overlap_tokens} ≥ {chunk_tokens})"])
 
 
 def _open_previous(index_dir: Path, on_warning: Warn) -> OpenIndex | None:

@@ -2,8 +2,9 @@
 
 A chunk never holds more tokens than the model reads (its max sequence length less special tokens and prompt),
 so nothing is silently truncated at embedding time. Within that budget a chunk ends, by preference, at a
-paragraph break, then a sentence end or line break, then any space; the next chunk starts `overlap_tokens`
-earlier, moved forward to the nearest sentence or word start inside the overlap.
+paragraph break, then a sentence end, then a line break, then any space; the next chunk starts `overlap_tokens`
+earlier, moved forward to the nearest sentence start inside the overlap (or to where the previous chunk ended,
+when that is a sentence start), else to the nearest line or word start.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ TokenSpans = Callable[[str], list[tuple[int, int]]]
 
 MIN_FILL = 0.5  # a chunk may end early at a boundary only once it holds half its budget
 _SENTENCE_END = ".!?;:"
-_BREAK_PARAGRAPH, _BREAK_SENTENCE, _BREAK_SPACE, _BREAK_NONE = 3, 2, 1, 0
+_BREAK_PARAGRAPH, _BREAK_SENTENCE, _BREAK_LINE, _BREAK_SPACE, _BREAK_NONE = 4, 3, 2, 1, 0
 
 
 def chunk_document(
@@ -76,8 +77,10 @@ def _break_strength(text: str, spans: list[tuple[int, int]], e: int) -> int:
     gap = text[spans[e - 1][1] : spans[e][0]]
     if "\n\n" in gap:
         return _BREAK_PARAGRAPH
-    if "\n" in gap or (gap and text[spans[e - 1][1] - 1] in _SENTENCE_END):
+    if gap and text[spans[e - 1][1] - 1] in _SENTENCE_END:
         return _BREAK_SENTENCE
+    if "\n" in gap:  # a line break inside hard-wrapped prose is weaker than a sentence end
+        return _BREAK_LINE
     return _BREAK_SPACE if gap else _BREAK_NONE
 
 
@@ -93,15 +96,23 @@ def _best_end(text: str, spans: list[tuple[int, int]], start: int, hard_end: int
 
 
 def _snap_start(text: str, spans: list[tuple[int, int]], start: int, end: int) -> int:
-    """Move a start forward inside the overlap to a sentence start, else a word start."""
-    word_start = None
-    for s in range(start, end):
+    """Move a start forward inside the overlap to a sentence start, else a line start, else a word start.
+
+    The previous chunk's end counts as a sentence start: no overlap beats one that begins mid-sentence.
+    """
+    line_start = word_start = None
+    for s in range(start, end + 1):
         strength = _break_strength(text, spans, s) if s > 0 else _BREAK_PARAGRAPH
         if strength >= _BREAK_SENTENCE:
             return s
-        if strength == _BREAK_SPACE and word_start is None:
+        if strength == _BREAK_LINE and line_start is None:
+            line_start = s
+        if strength == _BREAK_SPACE and word_start is None and s < end:
             word_start = s
-    return word_start if word_start is not None else start
+    for candidate in (line_start, word_start):
+        if candidate is not None:
+            return candidate
+    return start
 
 
 def _fit(

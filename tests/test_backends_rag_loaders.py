@@ -1,0 +1,100 @@
+"""Loaders: every supported format yields its text and positions; unreadable files say why."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from backends.rag.loaders import UnreadableFileError, extract_text, list_files
+
+CORPUS = Path(__file__).parent / "fixtures" / "rag" / "corpus"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected_phrase"),
+    [
+        ("handbook.md", "citric acid descaler"),
+        ("notes/faq.txt", "two year warranty"),
+        ("guide.html", "inverter's maximum"),  # &#39; decoded
+        ("manual.pdf", "wet lubricant"),
+        ("tickets.csv", "error code E42"),
+        ("recipes.jsonl", "sourdough starter"),
+    ],
+)
+def test_each_format_yields_its_text(name: str, expected_phrase: str) -> None:
+    pytest.importorskip("pypdf")
+    doc = extract_text(CORPUS / name, name)
+    assert expected_phrase in doc.text
+    assert doc.source == name
+
+
+def test_html_drops_scripts_and_styles_and_keeps_blocks_apart() -> None:
+    text = extract_text(CORPUS / "guide.html", "guide.html").text
+    assert "tracking" not in text and "font-family" not in text
+    assert "\n\n" in text and "<p>" not in text
+
+
+def test_pdf_positions_are_pages() -> None:
+    pytest.importorskip("pypdf")
+    doc = extract_text(CORPUS / "manual.pdf", "manual.pdf")
+    start = doc.text.index("wet lubricant")
+    assert doc.locate(start, start + 5) == "page 2"
+    assert doc.locate(0, start) == "pages 1–2"
+
+
+def test_csv_guesses_the_long_text_column_and_positions_are_rows() -> None:
+    doc = extract_text(CORPUS / "tickets.csv", "tickets.csv")
+    assert "Chloe" not in doc.text  # the customer column is not the text
+    start = doc.text.index("drip tray")
+    assert doc.locate(start, start + 3) == "row 3"
+
+
+def test_csv_text_column_can_be_chosen_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    assert extract_text(CORPUS / "tickets.csv", "t.csv", text_column="customer").text.split() == [
+        "Ana", "Ben", "Chloe", "Dev",
+    ]  # fmt: skip
+    with pytest.raises(UnreadableFileError, match="no column `summary`.*id, customer, body"):
+        extract_text(CORPUS / "tickets.csv", "t.csv", text_column="summary")
+
+
+def test_jsonl_uses_the_content_field_and_bad_lines_are_reported(tmp_path: Path) -> None:
+    assert "Tomato soup" not in extract_text(CORPUS / "recipes.jsonl", "r.jsonl").text  # title is not the text
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{not json\n')
+    with pytest.raises(UnreadableFileError, match="line 2 is not valid JSON"):
+        extract_text(bad, "bad.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "not UTF-8 text"),
+        ("empty.md", b"   \n\n ", "no text"),
+        ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "not a readable PDF|no extractable text"),
+        ("header-only.csv", b"id,text\n", "no rows"),
+    ],
+)
+def test_unreadable_files_say_why(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    if name.endswith(".pdf"):
+        pytest.importorskip("pypdf")
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFileError, match=reason):
+        extract_text(path, name)
+
+
+def test_list_files_recurses_and_skips_hidden_unsupported_and_excluded(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(CORPUS, docs)
+    (docs / ".git").mkdir()
+    (docs / ".git" / "notes.txt").write_text("hidden")
+    (docs / "photo.png").write_bytes(b"\x89PNG")
+    (docs / "index").mkdir()
+    (docs / "index" / "stale.txt").write_text("inside the index directory")
+    supported, unsupported = list_files(docs, exclude=docs / "index")
+    names = [p.relative_to(docs).as_posix() for p in supported]
+    assert names == sorted(names)
+    assert set(names) == {"guide.html", "handbook.md", "manual.pdf", "notes/faq.txt", "recipes.jsonl", "tickets.csv"}
+    assert [p.name for p in unsupported] == ["photo.png"]
