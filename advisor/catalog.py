@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -218,6 +216,9 @@ def _hub_is_offline() -> bool:
 
 
 def _fetch_hub_config(repo_id: str) -> dict[str, Any] | None:
+    import urllib.error  # only when online look-ups happen: urllib.request costs ~30 ms to import
+    import urllib.request
+
     url = HUB_CONFIG_URL.format(repo_id=repo_id)
     try:
         with urllib.request.urlopen(url, timeout=HUB_TIMEOUT_SECONDS) as response:  # noqa: S310 - fixed https URL

@@ -7,16 +7,24 @@ import os
 import sys
 from collections.abc import Iterator
 
-import typer
+# pydantic looks up plugin entry points in every installed distribution on first use (~40 ms); a CLI
+# has no use for them. Set before anything imports pydantic.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from advisor import __version__
-from advisor.errors import AdvisorError
+import typer  # noqa: E402
+
+from advisor import __version__  # noqa: E402
+from advisor.errors import AdvisorError  # noqa: E402
 
 app = typer.Typer(
     name="advisor",
     help="Prompting, RAG, LoRA, QLoRA, full fine-tuning or DPO: which one, will it fit, what will it cost.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    # Plain help and plain tracebacks: rich's help formatter pulls in markdown and pygments, which
+    # alone would triple the start-up time of every command (benchmarks/bench_cold_start.py).
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
     add_completion=False,
 )
 

@@ -14,24 +14,34 @@ __all__ = [
     "Answers",
     "ApiPriceSpec",
     "Arch",
+    "BenefitEstimate",
+    "BreakEven",
     "ComputeEstimate",
+    "CostCurve",
     "EstimateSpec",
     "GpuAnswer",
     "GpuSpec",
+    "MeasuredData",
     "MemoryEstimate",
     "Method",
     "Model",
     "ModelSpec",
     "Optimizer",
+    "Option",
+    "OptionName",
     "Precision",
+    "PromptStep",
+    "Reason",
+    "Recommendation",
     "ServingEstimate",
+    "TrainingSetup",
 ]
 
 
 class Model(BaseModel):
     """Base for every advisor model: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 Arch = Literal["llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "falcon", "stablelm"]
@@ -364,3 +374,157 @@ class TrainStep(Model):
     distributed: Literal["ddp", "fsdp", "zero2", "zero3"] = Field("ddp", description="With n_gpus > 1")
     gpu: str | None = Field(None, description="Catalog GPU the estimate is made for; None: the device found")
     seed: int = Field(0, description="Random seed")
+
+
+# --- Recommendation: what the advisor decides, with its evidence ------------------------------------
+
+OptionName = Literal["prompting", "prompting_few_shot", "rag", "lora", "qlora", "full", "dpo"]
+Severity = Literal["info", "suggest", "warn", "block"]
+BenefitLabel = Literal["low", "medium", "high"]
+
+
+class Reason(Model):
+    """One rule that fired, as it applies to one option (or to the whole recommendation)."""
+
+    rule_id: str = Field(description="Stable kebab-case id of the rule; `--skip-rule ID` turns it off")
+    rationale: str = Field(description="Why the rule holds, in one sentence")
+    source: str = Field(description="Seed article with a quote, or a paper/documentation reference")
+    severity: Severity = Field(description="info | suggest | warn | block")
+    effect: str = Field(description="What it did here: `excluded`, `score +10`, `stacked`, `warning`, `note`")
+    message: str = Field("", description="A warning's text with the facts filled in; empty for other effects")
+
+
+class BenefitEstimate(Model):
+    """Expected gain of one option for the stated goals: a prior from published evidence, not a measurement."""
+
+    score: float = Field(ge=0, le=100, description="0-100: the evidence prior scaled by how much data there is")
+    label: BenefitLabel = Field(description="low < 35 ≤ medium < 65 ≤ high")
+    summary: str = Field(description="What the evidence says to expect, per goal")
+    evidence: list[str] = Field(description="Evidence rows (E-ids of decision-rules.md) with their citations")
+    assumptions: list[str] = Field(description="How data volume and quality scaled the prior")
+
+
+class TrainingSetup(Model):
+    """The concrete training run an option's memory, time and cost were estimated for."""
+
+    gpu: str = Field(description="Catalog GPU the job runs on")
+    n_gpus: int = Field(ge=1, description="GPUs in the job")
+    gpu_owned: bool = Field(description="The team owns these GPUs (else they are rented)")
+    precision: Precision
+    precision_reason: str
+    batch_size: int = Field(ge=1, description="Micro-batch per GPU, sequences (largest ≤ 4 that fits)")
+    grad_accum: int = Field(ge=1, description="Micro-batches per optimizer step")
+    seq_len: int = Field(ge=1, description="Tokens per sequence")
+    epochs: float = Field(gt=0, description="Passes over the data")
+    lora_rank: int = Field(ge=1, description="LoRA rank r (unused by full fine-tuning)")
+    lora_alpha: int = Field(ge=1, description="LoRA alpha (2 × rank)")
+    learning_rate: float = Field(gt=0, description="Peak learning rate")
+    zero_stage: Literal[0, 1, 2, 3] = Field(0, description="ZeRO/FSDP stage across the GPUs")
+    dpo_policy: Literal["full", "lora", "qlora"] = Field("lora", description="DPO: how the policy is trained")
+
+
+class Option(Model):
+    """One path, estimated and judged: can it run, what it costs, what it buys, and the rules behind it."""
+
+    name: OptionName
+    feasible: bool = Field(description="No blocking rule fired")
+    why_not: list[str] = Field(default_factory=list, description="Rationales of the blocking rules")
+    score: float = Field(description="Benefit score plus every rule's adjustment; options rank by it")
+    benefit: BenefitEstimate
+    model: str = Field(description="Model the option runs on (catalog name, HF id, path or API model)")
+    memory: MemoryEstimate | None = Field(None, description="Peak memory per GPU; None: nothing runs on your GPUs")
+    gpu: str | None = Field(None, description="GPU the memory is judged against; None: none involved")
+    gpu_memory_bytes: int | None = Field(None, description="Memory of that GPU")
+    fits: bool | None = Field(None, description="Peak fits the GPU with 5% headroom; None: nothing to fit")
+    setup: TrainingSetup | None = Field(None, description="Training options: the run that was estimated")
+    compute: ComputeEstimate | None = Field(None, description="Training FLOPs, hours and cost")
+    one_time_usd: float = Field(ge=0, description="Set-up cost: training compute, or embedding the corpus")
+    out_of_pocket_usd: float = Field(ge=0, description="The part of one_time_usd paid to others (0 on owned GPUs)")
+    monthly_usd: float = Field(ge=0, description="Running cost per month at the stated volume")
+    serving: ServingEstimate | None = Field(None, description="How monthly_usd was computed")
+    prompt_tokens: int = Field(ge=0, description="Tokens sent with each request")
+    payback_months: float | None = Field(
+        None, description="Months for the saving over few-shot prompting to repay the extra set-up; None: never"
+    )
+    reasons: list[Reason] = Field(default_factory=list, description="Every rule that fired for this option")
+    assumptions: list[str] = Field(default_factory=list, description="Constants and choices behind the costs")
+
+
+class BreakEven(Model):
+    """When the option that is cheapest to start stops being the cheaper one."""
+
+    cheapest_to_start: OptionName
+    cheapest_to_run: OptionName
+    months: float | None = Field(None, description="Months until the extra set-up cost is repaid; None: never")
+    requests_per_day: float | None = Field(
+        None, description="Volume above which the cheaper-to-run option wins over the horizon; None: not found"
+    )
+    horizon_months: int = Field(description="Horizon of the volume break-even")
+    note: str = Field(description="The break-even in words")
+
+
+class CostCurve(Model):
+    """Monthly cost of each feasible option over a range of request volumes."""
+
+    requests_per_day: list[float]
+    monthly_usd: dict[str, list[float]] = Field(description="Option name → monthly USD at each volume")
+
+
+class MeasuredData(Model):
+    """What was read from the paths in the answers (None where no path was given)."""
+
+    n_examples: int | None = None
+    mean_example_tokens: int | None = None
+    n_invalid_example_lines: int = 0
+    n_preference_pairs: int | None = None
+    mean_preference_tokens: int | None = None
+    n_documents: int | None = None
+    corpus_tokens: int | None = None
+    n_unmeasured_documents: int = Field(0, description="Files counted but not sized (PDF and other binaries)")
+    notes: list[str] = Field(default_factory=list, description="How each number was measured")
+
+
+class Recommendation(Model):
+    """The advisor's answer: the primary path, what to stack with it, every option ranked, and why."""
+
+    advisor_version: str
+    rules_version: str
+    task: str = ""
+    primary: OptionName
+    stack: list[OptionName] = Field(description="Paths to combine, primary first")
+    options: list[Option] = Field(description="Every path, best first; infeasible ones last")
+    warnings: list[Reason] = Field(default_factory=list)
+    break_even: BreakEven | None = None
+    cost_curve: CostCurve | None = None
+    skipped_rules: list[str] = Field(default_factory=list)
+    facts: dict[str, bool | int | float | str] = Field(default_factory=dict, description="Every fact the rules saw")
+    measured: MeasuredData | None = None
+    answers: Answers
+    assumptions: list[str] = Field(default_factory=list)
+
+    def option(self, name: str) -> Option:
+        """The option called `name`."""
+        return next(o for o in self.options if o.name == name)
+
+
+# --- Plan step: prompting -------------------------------------------------------------------------
+
+
+class PromptStep(Model):
+    """Prompt a model: zero-shot or with examples chosen from a file, within a token budget."""
+
+    kind: Literal["prompt"] = "prompt"
+    model: str = Field(description="Model to prompt: catalog name, HF id, path, or API model name")
+    examples_path: str | None = Field(None, description="JSON Lines file the shots are drawn from; None: zero-shot")
+    n_shots: int = Field(0, ge=0, description="Examples placed in each prompt (0: zero-shot)")
+    max_prompt_tokens: int = Field(ge=1, description="Token budget of the whole prompt; shots are dropped to fit")
+    context_path: str | None = Field(
+        None, description="Folder of documents put whole into the prompt (a small corpus); None: none"
+    )
+    seed: int = Field(0, description="Random seed for choosing the shots")
+
+    @model_validator(mode="after")
+    def _check(self) -> PromptStep:
+        if self.n_shots and not self.examples_path:
+            raise ValueError(f"n_shots is {self.n_shots} but examples_path is empty: give the examples file or set 0")
+        return self

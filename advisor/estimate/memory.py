@@ -5,7 +5,7 @@ GPU memory in PyTorch": the peak moves between the forward pass and the optimize
 
     forward   = states + saved activations + the loss over the vocabulary (logits, fp32 upcast, log-probs)
     backward  = states + saved activations + vocabulary gradients + one recomputed block (checkpointing)
-    optimizer = states + gradients + optimizer temporaries
+    optimizer = states + gradients (transformers' default `adamw_torch_fused` updates in place)
     eval      = states + one block's working set and the logits of an eval batch (no_grad)
 
 where states = weights (+ fp32 master copy under AMP) + optimizer state, sharded by ZeRO/FSDP.
@@ -26,6 +26,10 @@ for backward with PyTorch autograd (read off `torch.autograd.graph.saved_tensors
 
 With gradient checkpointing (non-reentrant or reentrant, as transformers wraps each decoder block) only
 each block's input is kept; one block is recomputed at a time in backward.
+
+QLoRA: bitsandbytes (>= 0.45) MatMul4Bit keeps only the packed weight for backward, not its input, so a
+4-bit base saves what a 16-bit frozen base saves (checked on CPU in the tests); older releases (0.41, used
+by litgpt's published tables) kept the input too.
 
 Ignored: activation memory of the embedding gather, cuBLAS workspaces (inside the CUDA context term),
 DDP gradient buckets, NCCL buffers, and kernels whose saved layout differs from PyTorch's SDPA
@@ -360,9 +364,11 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
 
     n, cpu, gather = spec.n_gpus, 0, 0
     if spec.offload_optimizer:
-        cpu += opt + master
-        opt, master = 0, 0
-        notes.append("optimizer state and fp32 master weights offloaded to CPU memory")
+        # ZeRO-Offload keeps fp32 gradients, master weights and optimizer state on the CPU and runs the
+        # step there (DeepSpeed estimate_zero2/3_model_states_mem_needs; FSDP CPUOffload moves gradients too).
+        cpu += opt + master + grads
+        opt, master, grads = 0, 0, 0
+        notes.append("optimizer state, gradients and fp32 master weights offloaded to CPU memory")
     if spec.zero_stage >= 1:
         opt, master = -(-opt // n), -(-master // n)
     if spec.zero_stage >= 2:
@@ -373,9 +379,9 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
             weights = 0
         else:
             weights, reference = -(-weights // n), -(-reference // n)
-        big = _largest_linear(m)
-        layer_bytes = inv.layer_params * (2 if wb == 4 and not spec.precision.endswith("-mixed") else wb)
-        gather = 2 * max(layer_bytes, big.in_features * big.out_features * 2)
+        # Blocks are gathered in their stored form: NF4 for QLoRA, the weight dtype otherwise.
+        per_param = base / inv.n_params if method == "qlora" else wb
+        gather = 2 * int(inv.layer_params * per_param)
         notes.append("ZeRO-3/FSDP: two decoder blocks all-gathered at a time (current + prefetch)")
     if spec.zero_stage:
         notes.append(
@@ -409,10 +415,7 @@ def _training_phases(spec: EstimateSpec, st: _States, acts: ActivationBytes) -> 
     backward = resident + acts.total + logits_bwd + recompute + workspace
     grads_end = resident + st.gradients + workspace
     step = resident + st.gradients
-    if spec.optimizer == "adafactor":
-        step += st.gradients  # update computed out of place, one tensor at a time at most; bounded by grads
-    eval_tokens = tokens
-    eval_phase = resident + _eval_working_set(spec, eval_tokens)
+    eval_phase = resident + _eval_working_set(spec, tokens)
     return {
         "forward": forward,
         "backward": max(backward, grads_end),
