@@ -91,7 +91,7 @@ def _to_training_kwargs(step: TrainStep, output_dir: Path, precision: str, *, us
         "num_train_epochs": step.epochs,
         "max_steps": step.max_steps or -1,
         "optim": OPTIMIZERS[step.optimizer],
-        "gradient_checkpointing": step.grad_ckpt,
+        "activation_checkpointing": step.grad_ckpt,  # transformers 5 name of `gradient_checkpointing`
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         "use_cpu": use_cpu,

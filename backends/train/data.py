@@ -189,6 +189,7 @@ def load_examples(path: str | Path, *, for_preference: bool) -> Examples:
         records.append(normalised)
         line_numbers.append(number)
     if problems:
+        problems.sort(key=lambda p: int(p.split(":")[1]) if p.split(":")[1].isdigit() else 0)
         shown = problems[:MAX_PROBLEMS_SHOWN]
         if len(problems) > len(shown):
             shown.append(f"... and {len(problems) - len(shown)} more bad lines")

@@ -1,0 +1,141 @@
+"""Slow: each method trains the tiny demonstration model on CPU; loss falls, artifacts load back, resume works."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from advisor.schema import TrainStep
+
+FIXTURES = Path(__file__).parent / "fixtures" / "train"
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _step(**kwargs) -> TrainStep:
+    defaults = {"base_model": "tiny-demo", "data_path": str(FIXTURES / "sft_instruction.jsonl"), "seq_len": 64,
+                "batch_size": 8, "eval_fraction": 0.2, "grad_ckpt": False}
+    return TrainStep(**{**defaults, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("trl")
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def lora_run(runs: Path):
+    from backends.train import run
+
+    step = _step(method="lora", max_steps=12, learning_rate=1e-2, lora_rank=8, merge=True)
+    return run(step, runs / "lora", base_dir=ROOT), runs / "lora"
+
+
+def _assert_learnt(result) -> None:
+    assert result.status == "succeeded"
+    assert result.is_demo_model and "demonstration" in result.demo_note
+    assert result.fit.global_step == result.fit.max_steps
+    assert result.fit.eval_loss_after < result.fit.eval_loss_before
+    assert result.fit.measured.peak_rss_bytes > 0 and result.fit.measured.n_tokens > 0
+    assert result.precision == "fp32"
+
+
+def test_full_fine_tuning_learns_and_saves_a_model(runs: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from backends.train import run
+
+    result = run(_step(method="full", max_steps=12, learning_rate=3e-3), runs / "full", base_dir=ROOT)
+    _assert_learnt(result)
+    assert result.fit.n_trainable_params == result.fit.n_params
+    model = AutoModelForCausalLM.from_pretrained(runs / "full" / "model")
+    assert sum(p.numel() for p in model.parameters()) == result.fit.n_params
+    written = json.loads((runs / "full" / "result.json").read_text())
+    assert written["memory"]["measured_bytes"] == result.fit.measured.peak_rss_delta_bytes
+    assert written["versions"]["torch"] and (runs / "full" / "plan.yaml").is_file()
+
+
+def test_lora_learns_and_merges_within_tolerance(lora_run) -> None:
+    result, run_dir = lora_run
+    _assert_learnt(result)
+    assert (run_dir / "model" / "adapter_model.safetensors").is_file()
+    assert result.merge is not None and result.merge.is_match
+    # The adapter was loaded back from disk for the merge check: its loss is the trainer's final eval loss.
+    assert result.merge.adapter_eval_loss == pytest.approx(result.fit.eval_loss_after, rel=1e-3)
+    assert (run_dir / "merged" / "config.json").is_file()
+
+
+def test_qlora_learns_on_a_4bit_base(runs: Path) -> None:
+    pytest.importorskip("bitsandbytes")
+    from peft import PeftModel
+
+    from backends.train import run
+    from backends.train.model import load_model
+
+    result = run(_step(method="qlora", max_steps=10, learning_rate=1e-2, lora_rank=8), runs / "qlora",
+                 base_dir=ROOT)
+    _assert_learnt(result)
+    base = load_model(result.base_model_path, "qlora", "fp32", grad_ckpt=False)
+    assert type(base.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
+    adapted = PeftModel.from_pretrained(base, str(runs / "qlora" / "model"))
+    assert any("lora_A" in name for name, _ in adapted.named_parameters())
+
+
+def test_dpo_on_top_of_the_sft_adapter(lora_run, runs: Path, tmp_path: Path) -> None:
+    from backends.train import run
+
+    _, lora_dir = lora_run
+    # Preference pairs in the SFT tokenizer's words: the tiny tokenizer was trained on the SFT data.
+    # The rule to learn generalises to held-out prompts: never answer with the instruction's own words.
+    pairs = [{"prompt": f"Add one to the number.\n\n{i}", "chosen": str(i + 1), "rejected": "Add one to the"}
+             for i in range(40)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    step = _step(method="dpo", data_path=str(data), init_adapter=str(lora_dir / "model"), max_steps=16,
+                 learning_rate=2e-2)
+    result = run(step, runs / "dpo", base_dir=ROOT)
+    assert result.status == "succeeded"
+    assert result.base_model_path == str((lora_dir / "base-model").resolve())
+    assert result.fit.eval_loss_before == pytest.approx(0.6931, abs=1e-3)  # policy == reference: log 2
+    assert result.fit.eval_loss_after < result.fit.eval_loss_before
+    assert (runs / "dpo" / "model" / "adapter_config.json").is_file()
+
+
+def test_resume_after_sigkill_finishes_the_run(runs: Path) -> None:
+    from typer.testing import CliRunner
+
+    from advisor.cli import _register, app
+
+    plan = runs / "resume-plan.yaml"
+    step = _step(method="lora", max_steps=100, learning_rate=1e-2, eval_fraction=0.1).model_dump()
+    plan.write_text(yaml.safe_dump({"name": "resume", "steps": [step]}))
+    run_dir = runs / "resume"
+    process = subprocess.Popen([sys.executable, "-m", "advisor", "train", "run", str(plan), "--out", str(run_dir)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 240
+    while not list((run_dir / "model").glob("checkpoint-*/trainer_state.json")):
+        assert process.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "result.json").exists()  # it really was interrupted
+
+    _register()
+    refused = CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(run_dir)])
+    assert refused.exit_code == 2 and "--resume" in refused.stderr
+    resumed = CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(run_dir), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["fit"]["resumed_from_step"] >= 10
+    assert result["fit"]["global_step"] == result["fit"]["max_steps"] == 100
