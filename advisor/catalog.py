@@ -12,8 +12,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from advisor.errors import AdvisorError, InvalidInputError, UnknownNameError
 from advisor.schema import ApiPriceSpec, GpuSpec, ModelSpec
 
@@ -59,10 +57,39 @@ def rules_dir() -> Path:
     return package_dir.parent / "rules"
 
 
+def _cache_dir() -> Path:
+    base = os.environ.get("ADVISOR_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "advisor"
+    )
+    return Path(base) / "catalog"
+
+
 def _load_yaml(path: Path) -> Any:
+    """Parse a catalog file, through a JSON copy keyed by the file's size and mtime.
+
+    Importing and running the YAML parser costs more than the rest of `advisor estimate` together;
+    JSON parses in a fraction of it (benchmarks/bench_cold_start.py). A stale or unwritable cache is
+    ignored: the YAML file is the only source of truth.
+    """
+    stat = path.stat()
+    cached = _cache_dir() / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}.json"
+    try:
+        return json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    import yaml
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+        data = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+    return data
 
 
 @cache
