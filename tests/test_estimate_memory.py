@@ -261,6 +261,9 @@ def test_qlora_saved_activations_match_bitsandbytes(tmp_path, ckpt, dropout):
     model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, quantization_config=bnb, dtype=torch.float32)
     model.train()
     model = peft.get_peft_model(model, peft.LoraConfig(r=8, target_modules="all-linear", lora_dropout=dropout))
+    for param in model.parameters():  # as TRL's SFTTrainer does for a quantized base
+        if param.requires_grad:
+            param.data = param.data.to(torch.bfloat16)
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
         model.enable_input_require_grads()

@@ -21,7 +21,7 @@ for backward with PyTorch autograd (read off `torch.autograd.graph.saved_tensors
                re-laid-out output (Korthikanti et al. 2022, arXiv:2205.05198, §4 for the s² term)
     MLP        gated: gate output (act input), act output and up output (mul), the product (down input)
     LoRA       per adapted linear whose input needs a gradient: dropout mask and dropout output (cast to
-               the adapter dtype, fp32 by PEFT's autocast_adapter_dtype), and the r-wide lora_A output
+               the adapter dtype: fp32 for LoRA, bf16 for QLoRA under TRL), and the r-wide lora_A output
     loss       log-softmax output in fp32 over b·s·V (transformers' ForCausalLMLoss upcasts logits)
 
 With gradient checkpointing (non-reentrant or reentrant, as transformers wraps each decoder block) only
@@ -56,8 +56,10 @@ CUDA_CONTEXT_BYTES = 650 * 1000**2
 ALLOCATOR_FRAGMENTATION = 0.05
 # Bytes of one element per storage dtype.
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-# PEFT (>=0.12) casts adapter weights to fp32 when the base is 16-bit: get_peft_model(autocast_adapter_dtype=True).
+# LoRA adapters: PEFT (>=0.12) keeps them in fp32 over a 16-bit base (get_peft_model(autocast_adapter_dtype=True));
+# TRL's SFTTrainer/DPOTrainer cast QLoRA adapters to bf16 (QLoRA paper §3; trl/trainer/sft_trainer.py).
 ADAPTER_BYTES = 4
+QLORA_ADAPTER_BYTES = 2
 # torch.optim AdamW keeps exp_avg and exp_avg_sq in the parameter's dtype, plus a 0-d fp32 `step` tensor.
 ADAMW_MOMENTS = 2
 STEP_TENSOR_BYTES = 4
@@ -85,6 +87,11 @@ class ActivationBytes:
     @property
     def total(self) -> int:
         return self.blocks + self.head + self.loss
+
+
+def _adapter_bytes(spec: EstimateSpec) -> int:
+    """Bytes of one LoRA adapter element as TRL + PEFT create it (bf16 for QLoRA, else fp32)."""
+    return QLORA_ADAPTER_BYTES if spec.train_method == "qlora" else ADAPTER_BYTES
 
 
 def _compute_bytes(spec: EstimateSpec) -> int:
@@ -129,20 +136,21 @@ def _lora_saved(spec: EstimateSpec, tokens: int, module: P.LinearModule, input_n
     dt = _compute_bytes(spec)
     copies = module.n_per_layer
     width = module.in_features
-    saved = tokens * spec.lora_rank * ADAPTER_BYTES  # lora_A output, saved by lora_B
+    ab = _adapter_bytes(spec)  # PEFT casts each adapter's input to the adapter dtype first
+    saved = tokens * spec.lora_rank * ab  # lora_A output, saved by lora_B
     if spec.lora_dropout > 0:
-        saved += tokens * width * ADAPTER_BYTES  # dropout output, saved by lora_A
+        saved += tokens * width * ab  # dropout output, saved by lora_A
         if input_needs_grad:
-            mask_bytes = 1 if spec.device == "cuda" else ADAPTER_BYTES  # bool mask on CUDA
+            mask_bytes = 1 if spec.device == "cuda" else ab  # bool mask on CUDA
             saved += tokens * width * mask_bytes
-    elif dt != ADAPTER_BYTES:
-        saved += tokens * width * ADAPTER_BYTES  # each adapter casts its input to fp32 by itself
+    elif dt != ab:
+        saved += tokens * width * ab  # each adapter casts its input by itself
     return saved * copies
 
 
 def _shared_lora_inputs(spec: EstimateSpec, tokens: int, adapted: set[str]) -> int:
     """Dropout 0 and fp32 compute: lora_A saves the module input itself, shared by modules that read it."""
-    if spec.lora_dropout > 0 or _compute_bytes(spec) != ADAPTER_BYTES:
+    if spec.lora_dropout > 0 or _compute_bytes(spec) != _adapter_bytes(spec):
         return 0
     m = spec.model
     groups = {
@@ -153,7 +161,7 @@ def _shared_lora_inputs(spec: EstimateSpec, tokens: int, adapted: set[str]) -> i
     if spec.attention == "eager":  # o_proj reads a re-laid-out copy of the attention output
         groups["attn_out"] = ({"o_proj", "dense"}, m.n_heads * m.head_dim)
     # With SDPA, o_proj's input is the attention output, which attention saves already.
-    return sum(tokens * width * 4 for names, width in groups.values() if names & adapted)
+    return sum(tokens * width * _adapter_bytes(spec) for names, width in groups.values() if names & adapted)
 
 
 def _input_readers(model: ModelSpec) -> tuple[int, int]:
@@ -273,7 +281,7 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 def _trainable_param_bytes(spec: EstimateSpec) -> int:
     """Bytes of one trainable element: adapters are fp32 (PEFT), full weights follow the precision."""
-    return ADAPTER_BYTES if spec.uses_lora else _weight_bytes(spec)
+    return _adapter_bytes(spec) if spec.uses_lora else _weight_bytes(spec)
 
 
 def optimizer_state_bytes(spec: EstimateSpec) -> int:
@@ -344,11 +352,15 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
         base = (inv.n_params if method in ("full", None) else inv.n_params) * wb
     weights, master = base, 0
     if spec.uses_lora:
-        weights += n_trainable * ADAPTER_BYTES
-        notes.append("LoRA adapters in fp32: PEFT get_peft_model(autocast_adapter_dtype=True) upcasts them")
+        weights += n_trainable * _adapter_bytes(spec)
+        notes.append(
+            "LoRA adapters in bf16: TRL casts QLoRA adapters to bf16 (QLoRA paper §3)"
+            if spec.train_method == "qlora"
+            else "LoRA adapters in fp32: PEFT get_peft_model(autocast_adapter_dtype=True) upcasts them"
+        )
     if spec.precision.endswith("-mixed") and method != "qlora":
         master = base  # the fp32 model
-        weights = n_trainable * 2 + (n_trainable * ADAPTER_BYTES if spec.uses_lora else 0)
+        weights = n_trainable * 2 + (n_trainable * _adapter_bytes(spec) if spec.uses_lora else 0)
         notes.append(
             "mixed precision: the model stays fp32 (master weights); autocast caches a 16-bit copy of each "
             "trainable weight during forward/backward (HF docs 'model memory anatomy': 6 B/param of weights)"
