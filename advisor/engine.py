@@ -60,8 +60,8 @@ class RulesError(AdvisorError):
     """Rule files with problems; `problems` lists every one as `file: rule ID: message`."""
 
     def __init__(self, problems: list[str]) -> None:
-        head = f"{len(problems)} problem(s) in the rules:\n" if len(problems) > 1 else ""
-        super().__init__(head + "\n".join(problems) if head else problems[0],
+        head = f"{len(problems)} problems in the rules:\n" if len(problems) > 1 else ""
+        super().__init__(head + "\n".join(f"  {p}" for p in problems) if head else problems[0],
                          "fix the rules above, or check them with `advisor rules check`")
         self.problems = problems
 
@@ -305,7 +305,7 @@ def _yaml_problem(path: Path, text: str, exc: Exception) -> str:
         if found:
             rule = found.group(1)
     problem = getattr(exc, "problem", None) or str(exc)
-    return f"{path.name}:{mark.line + 1}:{mark.column + 1}: rule {rule}: YAML syntax error: {problem}"
+    return f"{path.name}:{mark.line + 1}:{mark.column + 1}: rule {rule}: invalid YAML: {problem}"
 
 
 def _read_file(path: Path) -> tuple[list[Any], list[str]]:

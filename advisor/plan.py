@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
 from advisor import __version__
 from advisor.errors import AdvisorError
-from advisor.schema import Model, RagStep, TrainStep
+from advisor.schema import Model, PromptStep, RagStep, TrainStep
 
-__all__ = ["Plan", "PlanStep", "load_plan", "save_plan"]
+if TYPE_CHECKING:
+    from advisor.schema import Answers, Option, Recommendation
 
-PlanStep = Annotated[RagStep | TrainStep, Field(discriminator="kind")]
+__all__ = ["Plan", "PlanStep", "build_plan", "load_plan", "save_plan"]
+
+PlanStep = Annotated[RagStep | TrainStep | PromptStep, Field(discriminator="kind")]
 
 
 class Plan(Model):
@@ -56,3 +59,79 @@ def save_plan(plan: Plan, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False))
     os.replace(tmp, path)
+
+
+# --- Recommendation → Plan ------------------------------------------------------------------------
+# Steps run in this order: supervised training, preference training on top, the index, then prompting.
+STEP_ORDER = ("full", "lora", "qlora", "dpo", "rag", "prompting_few_shot", "prompting")
+TRAIN_PRECISION = {"bf16": "bf16", "bf16-mixed": "bf16", "fp16": "fp16", "fp16-mixed": "fp16", "fp32": "fp32"}
+# Placeholders for paths the answers did not give; the plan is meant to be edited before it runs.
+PLACEHOLDER_EXAMPLES = "data/train.jsonl"
+PLACEHOLDER_PAIRS = "data/preferences.jsonl"
+PLACEHOLDER_DOCS = "docs"
+
+
+def _hf_id(name: str) -> str:
+    from advisor.catalog import load_model_rows
+
+    return next((row["hf_id"] for row in load_model_rows() if row["name"] == name), name)
+
+
+def _train_step(option: Option, answers: Answers, init_adapter: str | None) -> TrainStep:
+    setup = option.setup
+    assert setup is not None  # a trained option always carries its setup
+    dpo = option.name == "dpo"
+    return TrainStep(
+        method=option.name,  # type: ignore[arg-type]
+        base_model=_hf_id(option.model),
+        data_path=(answers.preferences_path or PLACEHOLDER_PAIRS) if dpo else (answers.examples_path or PLACEHOLDER_EXAMPLES),
+        output_dir=option.name,
+        dpo_policy=setup.dpo_policy,
+        init_adapter=init_adapter if dpo else None,
+        lora_rank=setup.lora_rank,
+        lora_alpha=setup.lora_alpha,
+        precision=TRAIN_PRECISION[setup.precision],  # type: ignore[arg-type]
+        learning_rate=setup.learning_rate,
+        batch_size=setup.batch_size,
+        grad_accum=setup.grad_accum,
+        seq_len=setup.seq_len,
+        epochs=setup.epochs,
+        n_gpus=setup.n_gpus,
+        distributed="zero3" if setup.zero_stage == 3 else "ddp",
+        gpu=setup.gpu,
+    )
+
+
+def _prompt_step(option: Option, answers: Answers, rec: Recommendation) -> PromptStep:
+    few_shot = option.name == "prompting_few_shot"
+    n_examples = int(rec.facts.get("data.n_examples", answers.n_examples))
+    in_context = bool(rec.facts.get("corpus.fits_in_context")) and "knowledge" in answers.goal
+    return PromptStep(
+        model=_hf_id(option.model),
+        examples_path=(answers.examples_path or PLACEHOLDER_EXAMPLES) if few_shot and n_examples else None,
+        n_shots=min(5, n_examples) if few_shot else 0,
+        max_prompt_tokens=option.prompt_tokens,
+        context_path=answers.corpus_path if in_context else None,
+    )
+
+
+def build_plan(rec: Recommendation, answers: Answers) -> Plan:
+    """Turn a recommendation's stack into concrete steps with every setting a backend needs.
+
+    Paths the answers did not give become placeholders (`data/train.jsonl`, `docs`) to edit before running.
+    """
+    import re
+
+    steps: list[RagStep | TrainStep | PromptStep] = []
+    adapter = None
+    for name in sorted(rec.stack, key=STEP_ORDER.index):
+        option = rec.option(name)
+        if name in ("lora", "qlora", "full", "dpo"):
+            steps.append(_train_step(option, answers, adapter))
+            adapter = name if name in ("lora", "qlora") else adapter
+        elif name == "rag":
+            steps.append(RagStep(docs_dir=answers.corpus_path or PLACEHOLDER_DOCS))
+        else:
+            steps.append(_prompt_step(option, answers, rec))
+    slug = re.sub(r"[^a-z0-9]+", "-", answers.task.lower()).strip("-")[:40] or "plan"
+    return Plan(name=slug, rules_version=rec.rules_version, steps=steps)

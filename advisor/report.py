@@ -11,17 +11,20 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from advisor.estimate.job import JobEstimate
-    from advisor.schema import ApiPriceSpec, GpuSpec, ModelSpec
+    from advisor.schema import ApiPriceSpec, GpuSpec, ModelSpec, Recommendation
 
 __all__ = [
     "estimate_json",
     "fmt_bytes",
+    "check_report_path",
     "make_console",
     "print_api_prices",
     "print_estimate",
     "print_gpus",
     "print_models",
+    "print_recommendation",
     "render_estimate",
+    "write_report",
 ]
 
 GiB = 1024**3
@@ -231,3 +234,51 @@ def print_api_prices(prices: dict[str, ApiPriceSpec], as_json: bool = False) -> 
     for p in prices.values():
         table.add_row(p.name, p.provider, f"{p.input_per_mtok_usd:g}", f"{p.output_per_mtok_usd:g}", p.as_of)
     make_console().print(table)
+
+
+# --- Recommendation (the rendering lives in advisor/report_recommend.py) ----------------------------
+
+
+def print_recommendation(rec: Recommendation, as_json: bool = False) -> None:
+    """Print a recommendation on stdout, as rich text or as one JSON object."""
+    from advisor.report_recommend import recommendation_json, render_recommendation
+
+    if as_json:
+        sys.stdout.write(json.dumps(recommendation_json(rec), indent=2) + "\n")
+        return
+    render_recommendation(rec, make_console())
+
+
+def check_report_path(path: str | os.PathLike[str]) -> str:
+    """The report format a path asks for: `md` or `html`.
+
+    Raises:
+        AdvisorError: The suffix is neither `.md` nor `.html`/`.htm`.
+    """
+    from pathlib import Path
+
+    from advisor.errors import AdvisorError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".md", ".html", ".htm"):
+        raise AdvisorError(f"report `{path}` must end in `.md` or `.html`", "e.g. `--report report.html`")
+    return "md" if suffix == ".md" else "html"
+
+
+def write_report(rec: Recommendation, path: str | os.PathLike[str]) -> None:
+    """Write the recommendation as Markdown (`.md`) or self-contained HTML (`.html`/`.htm`).
+
+    Raises:
+        AdvisorError: Any other suffix, or the file cannot be written.
+    """
+    from pathlib import Path
+
+    from advisor.errors import AdvisorError
+    from advisor.report_recommend import recommendation_html, recommendation_markdown
+
+    path = Path(path)
+    text = recommendation_markdown(rec) if check_report_path(path) == "md" else recommendation_html(rec)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise AdvisorError(f"cannot write `{path}`: {exc.strerror}") from None

@@ -125,14 +125,27 @@ def _break_even(sit: Situation, feasible: list[Option], estimates: dict, gpu: Gp
         return None
     start = min(feasible, key=lambda o: (o.one_time_usd, o.monthly_usd))
     run = min(feasible, key=lambda o: (o.monthly_usd, o.one_time_usd))
+    volume_now = sit.answers.requests_per_day
     if start.name == run.name:
-        return BreakEven(cheapest_to_start=start.name, cheapest_to_run=run.name, horizon_months=HORIZON_MONTHS,
-                         note=f"{start.name} is the cheapest both to start and to run: there is nothing to break even")
+        # Cheapest both ways at this volume: name the option that runs cheapest at the top of the curve instead.
+        top = CURVE_VOLUMES[-1]
+        run = min(feasible, key=lambda o: (_monthly(sit, estimates[o.name], top, gpu), o.one_time_usd))
+        if run.name == start.name:
+            return BreakEven(cheapest_to_start=start.name, cheapest_to_run=run.name, horizon_months=HORIZON_MONTHS,
+                             note=f"{start.name} is the cheapest to start and to run up to {top:,} requests/day")
+        volume = _volume_break_even(sit, estimates[start.name], estimates[run.name], gpu)
+        note = (f"{start.name} is the cheapest to start and to run at {volume_now:,.0f} requests/day; "
+                f"{run.name} runs cheaper at high volume")
+        if volume is not None:
+            note += f" and, {run.one_time_usd - start.one_time_usd:,.2f} USD of set-up included, wins over " \
+                    f"{HORIZON_MONTHS} months above {volume:,.0f} requests/day"
+        return BreakEven(cheapest_to_start=start.name, cheapest_to_run=run.name, requests_per_day=volume,
+                         horizon_months=HORIZON_MONTHS, note=note)
     saving = start.monthly_usd - run.monthly_usd
     months = (run.one_time_usd - start.one_time_usd) / saving if saving > 0 else None
     volume = _volume_break_even(sit, estimates[start.name], estimates[run.name], gpu)
     parts = [f"{run.name} costs {run.one_time_usd - start.one_time_usd:,.2f} USD more to start than {start.name} "
-             f"and saves {saving:,.2f} USD a month at {sit.answers.requests_per_day:,.0f} requests/day"]
+             f"and saves {saving:,.2f} USD a month at {volume_now:,.0f} requests/day"]
     if months is not None:
         parts.append(f"it pays back in {months:,.1f} months")
     if volume is not None:
