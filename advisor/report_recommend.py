@@ -24,7 +24,7 @@ LABELS = {"prompting": "Prompting", "prompting_few_shot": "Few-shot prompting", 
 TABLE_VOLUMES = 6  # columns of the cost-against-volume table
 COLORS = {"prompting": "#7f8c8d", "prompting_few_shot": "#8e44ad", "rag": "#2980b9", "lora": "#27ae60",
           "qlora": "#16a085", "full": "#c0392b", "dpo": "#d35400"}
-PART_COLORS = ("#2c3e50", "#34495e", "#e67e22", "#f1c40f", "#3498db", "#9b59b6", "#1abc9c", "#95a5a6", "#e74c3c",
+PART_COLORS = ("#2c3e50", "#a0522d", "#e67e22", "#f1c40f", "#3498db", "#9b59b6", "#1abc9c", "#95a5a6", "#e74c3c",
                "#bdc3c7")
 
 
@@ -91,7 +91,7 @@ def _memory_parts(option: Option) -> list[tuple[str, int]]:
         return []
     allocated = [(label, getattr(mem, field)) for field, label in MEMORY_ROWS if getattr(mem, field)]
     rest = mem.peak_bytes - sum(v for _, v in allocated)
-    return [*allocated, ("fragmentation, CUDA context and transients", max(rest, 0))]
+    return [*allocated, ("fragmentation + CUDA context", max(rest, 0))]
 
 
 # --- terminal -------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ margin:12px 0}table{border-collapse:collapse;width:100%;background:#fff;font-siz
 th,td{border-bottom:1px solid #e6ebf0;padding:6px 8px;text-align:left;vertical-align:top}th{background:#f0f3f6}
 td.num{text-align:right;white-space:nowrap}tr.no td{color:#8795a1}.warn{background:#fff8e6;border-color:#f0c36d}
 .rid{font-family:ui-monospace,Menlo,monospace;font-size:12px;background:#eef2f6;padding:1px 5px;border-radius:4px}
-.src{color:#5b6b7c;font-size:12.5px}svg text{font:12px system-ui,sans-serif;fill:#1d2733}ul{padding-left:20px}
+.src{color:#5b6b7c;font-size:12.5px}svg text{font:12px system-ui,sans-serif}ul{padding-left:20px}
 """
 
 
@@ -254,10 +254,10 @@ def _svg_memory(rec: Recommendation) -> str:
     if not rows:
         return "<p>Nothing runs on your GPUs.</p>"
     scale_max = max(max(o.memory.peak_bytes, o.gpu_memory_bytes) for o in rows)  # type: ignore[union-attr]
-    left, width, row_h = 150, 640, 34
+    left, width, row_h = 150, 560, 34
     height = 40 + row_h * len(rows) + 70
     parts_seen: dict[str, str] = {}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 190}" height="{height}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 300}" height="{height}" '
            'role="img" aria-label="Peak memory per option against GPU capacity">']
     for i, o in enumerate(rows):
         y = 20 + i * row_h
@@ -273,13 +273,14 @@ def _svg_memory(rec: Recommendation) -> str:
         color = "#c0392b" if not o.fits else "#1d2733"
         out.append(f'<line x1="{cap:.1f}" x2="{cap:.1f}" y1="{y}" y2="{y + 26}" stroke="{color}" stroke-width="2.5"/>')
         share = o.memory.peak_bytes / o.gpu_memory_bytes  # type: ignore[union-attr, operator]
-        out.append(f'<text x="{left + width + 8}" y="{y + 17}">{share:.0%} of {fmt_bytes(o.gpu_memory_bytes)} '
-                   f'{_esc(o.gpu)}</text>')
+        verdict = "" if o.fits else " ✗ does not fit"
+        out.append(f'<text x="{left + width + 8}" y="{y + 17}" fill="{color}">{share:.0%} of '
+                   f'{fmt_bytes(o.gpu_memory_bytes)} {_esc(o.gpu)}{verdict}</text>')
     y = 30 + row_h * len(rows)
     out.append(f'<text x="{left}" y="{y}">bar: peak memory per GPU · vertical line: the GPU\'s memory '
                '(red when the job does not fit)</text>')
     for j, (label, color) in enumerate(parts_seen.items()):
-        lx, ly = left + (j % 3) * 250, y + 14 + (j // 3) * 16
+        lx, ly = left + (j % 3) * 280 - 120, y + 14 + (j // 3) * 16
         out.append(f'<rect x="{lx}" y="{ly}" width="10" height="10" fill="{color}"/>'
                    f'<text x="{lx + 14}" y="{ly + 9}">{_esc(label)}</text>')
     out.append("</svg>")
@@ -316,21 +317,23 @@ def _svg_costs(rec: Recommendation) -> str:
                '(log scale)</text>')
     volume = rec.answers.requests_per_day
     if volume > 0:
+        anchor, dx = ("end", -4) if px(volume) > left + width * 0.6 else ("start", 4)
         out.append(f'<line x1="{px(volume):.1f}" x2="{px(volume):.1f}" y1="{top}" y2="{top + height}" '
-                   f'stroke="#5b6b7c" stroke-dasharray="4 3"/><text x="{px(volume) + 4:.1f}" y="{top + 12}">'
-                   f'your volume {volume:,.0f}/day</text>')
+                   f'stroke="#5b6b7c" stroke-dasharray="4 3"/><text x="{px(volume) + dx:.1f}" y="{top + 14}" '
+                   f'text-anchor="{anchor}">your volume {volume:,.0f}/day</text>')
     be = rec.break_even
     if be and be.requests_per_day and curve.requests_per_day[0] <= be.requests_per_day <= curve.requests_per_day[-1]:
         x = px(be.requests_per_day)
+        anchor, dx = ("end", -4) if x > left + width * 0.6 else ("start", 4)
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + height}" stroke="#c0392b" stroke-width="2"/>'
-                   f'<text x="{x + 4:.1f}" y="{top + 28}" fill="#c0392b">break-even {be.requests_per_day:,.0f}/day'
-                   f' ({be.horizon_months}-month horizon)</text>')
+                   f'<text x="{x + dx:.1f}" y="{top + 30}" fill="#c0392b" text-anchor="{anchor}">break-even '
+                   f'{be.requests_per_day:,.0f}/day ({be.horizon_months}-month horizon)</text>')
     for j, (name, values) in enumerate(curve.monthly_usd.items()):
         points = " ".join(f"{px(v):.1f},{py(u):.1f}" for v, u in zip(curve.requests_per_day, values, strict=True))
         color = COLORS[name]
         out.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2.5"/>')
-        out.append(f'<rect x="{left + width + 12}" y="{top + 6 + j * 18}" width="12" height="4" fill="{color}"/>'
-                   f'<text x="{left + width + 30}" y="{top + 12 + j * 18}">{_esc(name)}</text>')
+        out.append(f'<rect x="{left + width + 16}" y="{top + 6 + j * 18}" width="12" height="4" fill="{color}"/>'
+                   f'<text x="{left + width + 34}" y="{top + 12 + j * 18}">{_esc(name)}</text>')
     out.append("</svg>")
     return "".join(out)
 
