@@ -522,6 +522,18 @@ class PromptStep(Model):
         None, description="Folder of documents put whole into the prompt (a small corpus); None: none"
     )
     seed: int = Field(0, description="Random seed for choosing the shots")
+    instructions: str = Field(
+        "", description="System instructions at the top of every prompt; empty: the examples' shared system message"
+    )
+    eval_fraction: float = Field(
+        0.2, ge=0, lt=1, description="Share of examples held out to compare zero-shot with few-shot; never shots"
+    )
+    selection: Literal["auto", "embedding", "lexical"] = Field(
+        "auto",
+        description="How shots are chosen for coverage: sentence embeddings, or hashed TF-IDF words; "
+        "auto: embeddings when sentence-transformers and the packaged model are installed",
+    )
+    max_eval_examples: int = Field(50, ge=1, description="Held-out examples evaluated at most (each costs generations)")
 
     @model_validator(mode="after")
     def _check(self) -> PromptStep:

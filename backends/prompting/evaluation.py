@@ -1,0 +1,134 @@
+"""Zero-shot against few-shot on held-out examples: teacher-forced NLL of the reference, greedy exact match and F1.
+
+For each held-out example, both prompts carry the same instructions and the same question; the few-shot prompt
+adds the shots. The reference answer is scored token by token after the prompt (mean negative log-likelihood
+per answer token, in nats), then the model answers greedily and the answer is compared with the reference after
+normalisation (lower case, punctuation and extra whitespace removed; SQuAD's exact match and word-overlap F1,
+Rajpurkar et al. 2016, without its English article stripping). torch and transformers load inside the functions.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import time
+from collections import Counter
+from pathlib import Path
+
+from backends.prompting.results import PromptEvaluation, PromptScores
+from backends.prompting.template import build_messages, render_text, split_record
+
+__all__ = ["evaluate_prompts", "exact_match", "normalise_answer", "token_f1"]
+
+# Tokens generated beyond the longest reference answer, so a model that answers correctly and then stops
+# (EOS) is not cut off; it also bounds the cost of a model that never stops.
+GENERATION_MARGIN_TOKENS = 8
+MAX_NEW_TOKENS = 256
+NORMALISATION = "lower case, punctuation removed, whitespace collapsed"
+_PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
+
+
+def normalise_answer(text: str) -> str:
+    """Lower case, punctuation removed, whitespace collapsed."""
+    return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    """1.0 when the normalised strings are equal, else 0.0."""
+    return float(normalise_answer(prediction) == normalise_answer(reference))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """Harmonic mean of word precision and recall between the normalised strings (1.0 when both are empty)."""
+    predicted, expected = normalise_answer(prediction).split(), normalise_answer(reference).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    overlap = sum((Counter(predicted) & Counter(expected)).values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(predicted), overlap / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _load(model_dir: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+    return model, tokenizer, device
+
+
+def _score(model, tokenizer, prompt_text: str, answer: str, max_new_tokens: int) -> tuple[float, int, str, int]:
+    """(summed NLL of the answer tokens, their number, the greedy answer, prompt tokens)."""
+    import torch
+
+    device = next(model.parameters()).device
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + answer_ids], device=device)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        nll = torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids) :], reduction="sum")
+        prompt = ids[:, : len(prompt_ids)]
+        generated = model.generate(
+            input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens,
+            do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+        )  # fmt: skip
+    text = tokenizer.decode(generated[0, len(prompt_ids) :], skip_special_tokens=True)
+    return float(nll), len(answer_ids), text.strip(), len(prompt_ids)
+
+
+def evaluate_prompts(model_dir: str | Path, system: str, shots: list[dict], held_out: list[dict],
+                     seed: int = 0) -> tuple[PromptEvaluation, list[dict]]:
+    """Score the zero-shot and the few-shot prompt on `held_out` with the local model in `model_dir`.
+
+    Args:
+        model_dir: A folder written by `save_pretrained` (model and tokenizer).
+        system: System instructions, shared by both prompts.
+        shots: The few-shot prompt's examples (normalised records).
+        held_out: Examples never used as shots; the last assistant turn is the reference.
+        seed: torch seed (greedy decoding is deterministic; this pins anything else).
+
+    Returns:
+        The scores, and one row per example (reference, both answers and NLLs) for `eval_examples.jsonl`.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    model, tokenizer, device = _load(str(model_dir))
+    references = [split_record(r) for r in held_out]
+    longest = max(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for _, a in references)
+    max_new_tokens = min(longest + GENERATION_MARGIN_TOKENS, MAX_NEW_TOKENS)
+    totals = {kind: {"nll": 0.0, "tokens": 0, "em": 0.0, "f1": 0.0, "prompt": 0} for kind in ("zero", "few")}
+    rows = []
+    for question, answer in references:
+        row = {"question": question[-1]["content"], "reference": answer}
+        for kind, prompt_shots in (("zero", []), ("few", shots)):
+            text = render_text(build_messages(system, prompt_shots, question), tokenizer, add_generation_prompt=True)
+            nll, n_tokens, prediction, n_prompt = _score(model, tokenizer, text, answer, max_new_tokens)
+            t = totals[kind]
+            t["nll"] += nll
+            t["tokens"] += n_tokens
+            t["em"] += exact_match(prediction, answer)
+            t["f1"] += token_f1(prediction, answer)
+            t["prompt"] += n_prompt
+            row[f"{kind}_shot_answer"], row[f"{kind}_shot_nll"] = prediction, nll / max(n_tokens, 1)
+        rows.append(row)
+    n = len(references)
+    scores = {
+        kind: PromptScores(mean_nll=t["nll"] / max(t["tokens"], 1), exact_match=t["em"] / n, token_f1=t["f1"] / n,
+                           mean_prompt_tokens=t["prompt"] / n)
+        for kind, t in totals.items()
+    }
+    evaluation = PromptEvaluation(
+        n_examples=n, n_answer_tokens=totals["zero"]["tokens"], max_new_tokens=max_new_tokens,
+        normalisation=NORMALISATION, device=device, zero_shot=scores["zero"], few_shot=scores["few"],
+        wall_seconds=time.perf_counter() - start,
+    )  # fmt: skip
+    return evaluation, rows
