@@ -1,5 +1,8 @@
 """Execution backends. The registry maps a plan step kind to `module:function`; nothing heavy is imported here."""
 
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    "rag": "backends.rag:run",
+    "train": "backends.train:run",
+}
 
 __all__ = ["REGISTRY"]

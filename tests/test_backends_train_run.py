@@ -84,7 +84,7 @@ def test_qlora_learns_on_a_4bit_base(runs: Path) -> None:
     result = run(_step(method="qlora", max_steps=10, learning_rate=1e-2, lora_rank=8), runs / "qlora",
                  base_dir=ROOT)
     _assert_learnt(result)
-    base = load_model(result.base_model_path, "qlora", "fp32", grad_ckpt=False)
+    base = load_model(result.base_model_path, "qlora", "fp32")
     assert type(base.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
     adapted = PeftModel.from_pretrained(base, str(runs / "qlora" / "model"))
     assert any("lora_A" in name for name, _ in adapted.named_parameters())

@@ -169,10 +169,11 @@ def check(step: TrainStep, run_dir: Path, *, base_dir: Path) -> TrainCheck:
                                 hint=f"raise `seq_len` to {lengths.max_tokens} to keep every token"))
     seq_len = step.seq_len if step.packing else min(step.seq_len, lengths.max_tokens)
     n_params, n_trainable = count_params(hf_config, step)
-    predicted, note = predict_memory(step, hf_config, base, precision, seq_len=seq_len)
+    predicted, note = predict_memory(step, hf_config, base, precision, seq_len=seq_len, device=device.kind)
     predicted_eval = None
     if predicted is not None:
-        predicted_eval, _ = predict_memory(step, hf_config, base, precision, seq_len=seq_len, for_eval=True)
+        predicted_eval, _ = predict_memory(step, hf_config, base, precision, seq_len=seq_len, for_eval=True,
+                                            device=device.kind)
         if not fits(predicted, device):
             change = cheapest_fitting_change(step, hf_config, base, precision, seq_len, device)
             findings.append(Finding(

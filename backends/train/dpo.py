@@ -63,7 +63,7 @@ def build_dpo_trainer(step: TrainStep, base: str, tokenizer, train_records: list
     """Load the policy (from `adapter_dir` when given) and wrap it in a `DPOTrainer`."""
     from trl import DPOTrainer
 
-    model = load_model(base, step.dpo_policy, precision, grad_ckpt=step.grad_ckpt)
+    model = load_model(base, step.dpo_policy, precision)
     peft_config = None
     if adapter_dir is not None:
         from peft import PeftModel

@@ -65,7 +65,8 @@ def cheapest_fitting_change(step: TrainStep, hf_config: dict, model_name: str, p
         if "method" in applied and step.method == "dpo":
             applied["dpo_policy"] = applied.pop("method")
         candidate = step.model_copy(update=applied)
-        estimate, _ = predict_memory(candidate, hf_config, model_name, precision, seq_len=seq_len)
+        estimate, _ = predict_memory(candidate, hf_config, model_name, precision, seq_len=seq_len,
+                                     device=device.kind)
         if estimate is not None and fits(estimate, device):
             return ", ".join(f"`{key}: {value}`" for key, value in applied.items())
     return None

@@ -81,11 +81,11 @@ def load_tokenizer(model: str):
     return tokenizer
 
 
-def load_model(model: str, train_method: str, precision: str, *, grad_ckpt: bool, dequantize: bool = False):
+def load_model(model: str, train_method: str, precision: str, *, dequantize: bool = False):
     """Load the base for `train_method`.
 
     full: fp32 weights (16-bit precisions autocast on top, keeping fp32 master weights). lora: the frozen base
-    in `precision`. qlora: NF4 4-bit base with `precision` compute, prepared for k-bit training (or, with
+    in `precision`. qlora: NF4 4-bit base with `precision` compute, other weights in `precision` (or, with
     `dequantize`, turned back into `precision` weights carrying the NF4 rounding, for merging).
     """
     from transformers import AutoModelForCausalLM
@@ -99,9 +99,11 @@ def load_model(model: str, train_method: str, precision: str, *, grad_ckpt: bool
     )
     if dequantize:
         return quantized.dequantize(dtype=torch_dtype(precision))
-    from peft import prepare_model_for_kbit_training
-
-    return prepare_model_for_kbit_training(quantized, use_gradient_checkpointing=grad_ckpt)
+    # No peft.prepare_model_for_kbit_training: it upcasts every unquantized weight (embeddings, LM head,
+    # norms) to fp32, which for Llama-3-8B adds ~2 GiB and fp32 logits; TRL's SFTTrainer does not call it,
+    # keeps compute in `precision` as the QLoRA paper does, and enables input gradients for checkpointing.
+    # advisor.estimate.memory models exactly this set-up.
+    return quantized
 
 
 def mean_eval_loss(model, batches, precision: str) -> float:
@@ -148,12 +150,12 @@ def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, train_method: 
 
     batches = list(batches)
     # The adapter as trained (on the 4-bit base for QLoRA), loaded back from disk.
-    trained = PeftModel.from_pretrained(load_model(base, train_method, precision, grad_ckpt=False), str(adapter_dir))
+    trained = PeftModel.from_pretrained(load_model(base, train_method, precision), str(adapter_dir))
     adapter_loss = mean_eval_loss(trained, batches, precision)
     if train_method == "qlora":
         # Merge into the dequantized base: 16-bit weights that carry the NF4 rounding the adapter was trained on.
         del trained
-        dequantized = load_model(base, train_method, precision, grad_ckpt=False, dequantize=True)
+        dequantized = load_model(base, train_method, precision, dequantize=True)
         trained = PeftModel.from_pretrained(dequantized, str(adapter_dir))
     merged = trained.merge_and_unload()
     merged_loss = mean_eval_loss(merged, batches, precision)

@@ -19,7 +19,7 @@ def _estimate_precision(method: str, precision: str) -> str:
 
 
 def estimate_spec(step: TrainStep, model_spec, precision: str, *, seq_len: int | None = None,
-                  batch_size: int | None = None, for_eval: bool = False) -> EstimateSpec:
+                  batch_size: int | None = None, for_eval: bool = False, device: str = "cuda") -> EstimateSpec:
     """The `EstimateSpec` describing this step as it will run.
 
     Args:
@@ -29,6 +29,7 @@ def estimate_spec(step: TrainStep, model_spec, precision: str, *, seq_len: int |
         seq_len: Tokens per sequence as the device sees them; None: the plan's `seq_len`.
         batch_size: Micro-batch; None: the plan's `batch_size`.
         for_eval: Describe the evaluation pass (forward only, `inference`) instead of a training step.
+        device: `cuda` or `cpu` (the saved-tensor layout and the CUDA context differ).
     """
     train_method = step.dpo_policy if step.method == "dpo" else step.method
     zero_stage = {"ddp": 0, "fsdp": 3, "zero2": 2, "zero3": 3}[step.distributed] if step.n_gpus > 1 else 0
@@ -46,11 +47,13 @@ def estimate_spec(step: TrainStep, model_spec, precision: str, *, seq_len: int |
         grad_ckpt=step.grad_ckpt,
         n_gpus=step.n_gpus,
         zero_stage=zero_stage,
+        device=device,
     )
 
 
 def predict_memory(step: TrainStep, hf_config: dict, model_name: str, precision: str, *, seq_len: int | None = None,
-                   batch_size: int | None = None, for_eval: bool = False) -> tuple[MemoryEstimate | None, str]:
+                   batch_size: int | None = None, for_eval: bool = False,
+                   device: str = "cuda") -> tuple[MemoryEstimate | None, str]:
     """Ask the estimator for peak memory per device for this step.
 
     Args:
@@ -61,6 +64,7 @@ def predict_memory(step: TrainStep, hf_config: dict, model_name: str, precision:
         seq_len: Tokens per sequence as run; None: the plan's.
         batch_size: Micro-batch as run; None: the plan's.
         for_eval: Predict the evaluation pass instead of a training step.
+        device: `cuda` or `cpu`, where the run happens.
 
     Returns:
         (estimate, note): the estimate, or None with the reason it is missing.
@@ -72,7 +76,8 @@ def predict_memory(step: TrainStep, hf_config: dict, model_name: str, precision:
         return None, f"no prediction: the estimator is not available in this install ({exc})"
     try:
         model_spec = model_spec_from_hf_config(hf_config, model_name, model_name)
-        spec = estimate_spec(step, model_spec, precision, seq_len=seq_len, batch_size=batch_size, for_eval=for_eval)
+        spec = estimate_spec(step, model_spec, precision, seq_len=seq_len, batch_size=batch_size, for_eval=for_eval,
+                             device=device)
         return estimate_memory(spec), "advisor.estimate.memory.estimate_memory for the settings of this run"
     except (ValueError, KeyError) as exc:  # pydantic.ValidationError is a ValueError
         return None, f"no prediction: the estimator cannot describe `{model_name}` ({exc})".replace("\n", " ")

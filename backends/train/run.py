@@ -170,7 +170,8 @@ def train_here(step: TrainStep, run_dir: Path, *, base_dir: Path, resume: bool) 
         merge = MergeCheck(**merge_adapter(base, output_dir, run_dir / MERGED_DIR, train_method, precision, batches))
         artifacts["merged"] = MERGED_DIR
     seq_len = step.seq_len if step.packing else min(step.seq_len, max(example_lengths(train, tokenizer)))
-    predicted, note = predict_memory(step, read_hf_config(base), step.base_model, precision, seq_len=seq_len)
+    predicted, note = predict_memory(step, read_hf_config(base), step.base_model, precision, seq_len=seq_len,
+                                     device=device.kind)
     is_demo = is_demo_model(base)
     if is_demo and Path(base).parent == run_dir:
         artifacts["base_model"] = Path(base).name

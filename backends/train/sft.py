@@ -36,7 +36,7 @@ def build_sft_trainer(step: TrainStep, base: str, tokenizer, train_records: list
     """Load the model for `step.method` and wrap it in an `SFTTrainer` (LoRA/QLoRA: PEFT adapters added)."""
     from trl import SFTTrainer
 
-    model = load_model(base, step.method, precision, grad_ckpt=step.grad_ckpt)
+    model = load_model(base, step.method, precision)
     return SFTTrainer(
         model=model,
         args=_to_sft_config(step, output_dir, precision, use_cpu=use_cpu),
