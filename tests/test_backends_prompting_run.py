@@ -144,5 +144,7 @@ def test_tiny_demo_end_to_end_with_embeddings(tmp_path: Path) -> None:
                 base_dir=FIXTURES)
     assert local.is_local_model and local.evaluation is not None and local.evaluation.n_examples == 2
     assert local.budget.token_counter.startswith("tokenizer of")
+    too_long = _step(model=str(tmp_path / "demo" / "base-model"), max_prompt_tokens=4096)
+    assert "more than the model's context of 2048" in check(too_long, tmp_path / "x", base_dir=FIXTURES)[0]
     print(f"\nzero-shot NLL {zero.mean_nll:.4f}, few-shot NLL {few.mean_nll:.4f}; "
           f"EM {zero.exact_match:.2f}/{few.exact_match:.2f}; {time.perf_counter() - start:.1f} s")

@@ -88,6 +88,11 @@ def _static_problems(step: PromptStep, run_dir: Path, base_dir: Path) -> list[st
     if kind == "local" and not (path / "config.json").is_file():
         problems.append(f"model: `{path}` is not a model folder (no `config.json`)"
                         if path.is_dir() else f"model: folder `{path}` does not exist")
+    if kind == "local" and (path / "config.json").is_file():
+        context = json.loads((path / "config.json").read_text()).get("max_position_embeddings")
+        if isinstance(context, int) and step.max_prompt_tokens > context:
+            problems.append(f"max_prompt_tokens: {step.max_prompt_tokens} is more than the model's context of "
+                            f"{context} tokens (`max_position_embeddings`)")
     if kind == "demo" and not step.examples_path:
         problems.append("model: `tiny-demo` is built from the examples; set `examples_path`")
     if kind != "remote":
