@@ -141,6 +141,11 @@ class EstimateSpec(Model):
     device: Literal["cuda", "cpu"] = Field(
         "cuda", description="Where it runs: a CUDA GPU (the default) or the CPU (saved-tensor layout differs a little)"
     )
+    loss_kernel: Literal["chunked", "full"] = Field(
+        "chunked",
+        description="chunked: TRL's fused LM head scores tiles of the vocabulary and never holds b·s·V logits "
+        "(what `advisor train` runs); full: transformers' loss over materialised fp32 logits (plain Trainer)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EstimateSpec:

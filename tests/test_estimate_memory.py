@@ -42,7 +42,7 @@ def _tiny(kind: str, dtype: str, attn: str = "sdpa"):
     return model, spec
 
 
-def _measure_saved(model, batch: int, seq: int) -> int:
+def _measure_saved(model, batch: int, seq: int, **kwargs) -> int:
     """Bytes of the unique storages autograd saves in one forward pass with labels, parameters excluded."""
     import torch
 
@@ -58,7 +58,7 @@ def _measure_saved(model, batch: int, seq: int) -> int:
     torch.manual_seed(1)
     ids = torch.randint(0, TINY["vocab_size"], (batch, seq))
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(input_ids=ids, labels=ids)
+        model(input_ids=ids, labels=ids, **kwargs)
     return sum(seen.values())
 
 
@@ -89,8 +89,28 @@ def test_saved_activations_match_autograd(kind, method, ckpt, batch, seq, dtype,
     measured = _measure_saved(model, batch, seq)
     spec = EstimateSpec(
         model=mspec, method=method, precision=dtype, lora_rank=8, lora_dropout=dropout, lora_targets=targets,
-        batch_size=batch, seq_len=seq, grad_ckpt=ckpt, attention=attn, device="cpu",
+        batch_size=batch, seq_len=seq, grad_ckpt=ckpt, attention=attn, device="cpu", loss_kernel="full",
     )
+    estimated = saved_activation_bytes(spec).total
+    assert abs(estimated - measured) / measured <= SAVED_TOLERANCE, (estimated, measured)
+
+
+@pytest.mark.parametrize("method,ckpt,dtype", [("full", False, "fp32"), ("lora", False, "fp32"),
+                                               ("lora", True, "fp32"), ("full", False, "bf16")])
+def test_saved_activations_with_trl_fused_lm_head(method, ckpt, dtype):
+    """What `advisor train` runs: TRL scores the vocabulary in tiles and saves no b·s·V tensor."""
+    peft = pytest.importorskip("peft")
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+    model, mspec = _tiny("llama", dtype)
+    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))  # as SFTTrainer does
+    if method == "lora":
+        model = peft.get_peft_model(model, peft.LoraConfig(r=8, target_modules="all-linear", lora_dropout=0.05))
+    if ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+        model.enable_input_require_grads()
+    measured = _measure_saved(model, 4, 64, fused_lm_head=True)
+    spec = EstimateSpec(model=mspec, method=method, precision=dtype, lora_rank=8, batch_size=4, seq_len=64,
+                        grad_ckpt=ckpt, device="cpu", loss_kernel="chunked")
     estimated = saved_activation_bytes(spec).total
     assert abs(estimated - measured) / measured <= SAVED_TOLERANCE, (estimated, measured)
 
@@ -282,6 +302,6 @@ def test_qlora_saved_activations_match_bitsandbytes(tmp_path, ckpt, dropout):
                 held += t.untyped_storage().nbytes()
         stack.extend(fn for fn, _ in node.next_functions)
     spec = EstimateSpec(model=mspec, method="qlora", precision="fp32", lora_rank=8, lora_dropout=dropout,
-                        batch_size=2, seq_len=64, grad_ckpt=ckpt, device="cpu")
+                        batch_size=2, seq_len=64, grad_ckpt=ckpt, device="cpu", loss_kernel="full")
     estimated = saved_activation_bytes(spec).total
     assert abs(estimated - (measured + held)) / (measured + held) <= SAVED_TOLERANCE

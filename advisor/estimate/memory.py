@@ -3,7 +3,7 @@
 Training peak = max over phases of what is allocated at that moment (HF blog "Visualize and understand
 GPU memory in PyTorch": the peak moves between the forward pass and the optimizer step):
 
-    forward   = states + saved activations + the loss over the vocabulary (logits, fp32 upcast, log-probs)
+    forward   = states + saved activations + the loss's transient tensors (logits tile or full logits)
     backward  = states + saved activations + vocabulary gradients + one recomputed block (checkpointing)
     optimizer = states + gradients (transformers' default `adamw_torch_fused` updates in place)
     eval      = states + one block's working set and the logits of an eval batch (no_grad)
@@ -22,7 +22,11 @@ for backward with PyTorch autograd (read off `torch.autograd.graph.saved_tensors
     MLP        gated: gate output (act input), act output and up output (mul), the product (down input)
     LoRA       per adapted linear whose input needs a gradient: dropout mask and dropout output (cast to
                the adapter dtype: fp32 for LoRA, bf16 for QLoRA under TRL), and the r-wide lora_A output
-    loss       log-softmax output in fp32 over b·s·V (transformers' ForCausalLMLoss upcasts logits)
+    loss       chunked (TRL's fused LM head, trl/kernels/chunked_logprob.py): a copy of the final hidden
+               states, fp32 log-normaliser and entropy per token, the labels; the logits exist only as one
+               [4096 tokens × 32768 vocabulary] tile at a time, in forward and again in backward.
+               full (transformers' ForCausalLMLoss): the fp32 log-softmax over b·s·V, next to the 16-bit
+               logits and their fp32 upcast
 
 With gradient checkpointing (non-reentrant or reentrant, as transformers wraps each decoder block) only
 each block's input is kept; one block is recomputed at a time in backward.
@@ -73,6 +77,14 @@ ADAFACTOR_RMS_BYTES = 4
 # fp32 output; in backward the fp32 gradient and its 16-bit cast coexist with the saved log-probs.
 LOSS_FP32_BYTES = 4
 TOKEN_ID_BYTES = 8  # int64 labels / input ids
+# TRL's fused LM head (trl/kernels/chunked_logprob.py TOKEN_CHUNK_SIZE; trl/trainer/utils.py
+# _CHUNKED_LOGPROB_CHUNK_SIZE): logits tiles of 4096 tokens × 32768 vocabulary entries in the compute dtype.
+FUSED_TOKEN_TILE = 4096
+FUSED_VOCAB_TILE = 32768
+# Per token the fused head keeps fp32 running statistics in forward (max, sum, x·sum, sq-sum, z-sum,
+# max-before-target, target logit) and saves log-normaliser and entropy for backward.
+FUSED_FP32_PER_TOKEN = 7
+FUSED_SAVED_FP32_PER_TOKEN = 2
 
 
 @dataclass(frozen=True)
@@ -227,7 +239,13 @@ def saved_activation_bytes(spec: EstimateSpec) -> ActivationBytes:
         head = 2 * s * m.head_dim * dt  # rotary cos/sin, shared by all blocks
     head += _norm_saved(spec, tokens, True, full)  # final norm
     if full:
-        head += tokens * m.hidden_size * dt + tokens * TOKEN_ID_BYTES  # LM-head input, embedding ids
+        head += tokens * TOKEN_ID_BYTES  # embedding ids
+    if spec.loss_kernel == "chunked":
+        # The fused head saves its own copy of the hidden states, labels, a mask, and two fp32 per token.
+        loss = tokens * (m.hidden_size * dt + TOKEN_ID_BYTES + 1 + FUSED_SAVED_FP32_PER_TOKEN * 4)
+        return ActivationBytes(per_block=per_block, blocks=blocks, head=head, loss=loss)
+    if full:
+        head += tokens * m.hidden_size * dt  # LM-head input, saved by the trainable head
     loss = tokens * m.vocab_size * LOSS_FP32_BYTES + tokens * TOKEN_ID_BYTES
     if m.arch == "gemma2":
         loss += tokens * m.vocab_size * dt  # final logit soft-capping keeps tanh's output
@@ -406,8 +424,24 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
 
 
 def _logit_bytes(spec: EstimateSpec, tokens: int) -> tuple[int, int]:
-    """Transient vocabulary tensors at the loss: (forward: logits + fp32 upcast, backward: their grads)."""
-    dt, v = _compute_bytes(spec), spec.model.vocab_size
+    """Transient tensors at the loss, beyond what is saved: (forward, backward).
+
+    chunked: one logits tile and the per-token fp32 statistics; in backward the tile, the fp32 gradient
+    of the hidden states, and — when the LM head trains — its fp32 gradient, cast to the weight dtype at
+    the end, and a compute-dtype copy of each weight slice when the weights are stored wider.
+    full: logits and their fp32 upcast; in backward their gradients.
+    """
+    m, dt, v = spec.model, _compute_bytes(spec), spec.model.vocab_size
+    if spec.loss_kernel == "chunked":
+        tile = min(tokens, FUSED_TOKEN_TILE) * min(v, FUSED_VOCAB_TILE) * dt
+        forward = tile + tokens * FUSED_FP32_PER_TOKEN * 4
+        backward = tile + tokens * m.hidden_size * 4
+        if spec.train_method == "full":
+            wb = _weight_bytes(spec)
+            backward += v * m.hidden_size * (4 + wb)
+            if wb != dt:
+                backward += min(v, FUSED_VOCAB_TILE) * m.hidden_size * dt
+        return forward, backward
     upcast = LOSS_FP32_BYTES if dt != LOSS_FP32_BYTES else 0
     return tokens * v * (dt + upcast), tokens * v * (LOSS_FP32_BYTES + dt)
 
@@ -442,6 +476,8 @@ def _eval_working_set(spec: EstimateSpec, tokens: int) -> int:
     inter = m.intermediate_size * (m.n_experts_active if m.is_moe else 1)
     block = tokens * (3 * m.hidden_size + (3 if m.mlp_gated else 2) * inter) * dt
     logits_fwd, _ = _logit_bytes(spec, tokens)
+    if spec.loss_kernel == "chunked":
+        return block + logits_fwd
     return block + logits_fwd + tokens * m.vocab_size * LOSS_FP32_BYTES
 
 
@@ -527,7 +563,9 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
         f"activations: tensors autograd saves per decoder block ({acts.per_block} B at micro-batch "
         f"{act_spec.batch_size} × {spec.seq_len} tokens, attention `{spec.attention}`)"
         + ("; gradient checkpointing keeps each block's input and recomputes one block" if spec.grad_ckpt else ""),
-        "loss: logits upcast to fp32 and fp32 log-probs over the vocabulary (transformers ForCausalLMLoss)",
+        "loss: TRL's fused LM head, logits one 4096 × 32768 tile at a time (trl/kernels/chunked_logprob.py)"
+        if spec.loss_kernel == "chunked"
+        else "loss: logits upcast to fp32 and fp32 log-probs over the vocabulary (transformers ForCausalLMLoss)",
         f"optimizer `{spec.optimizer}` over {n_trainable} trainable parameters",
         *_common_notes(),
     ]
