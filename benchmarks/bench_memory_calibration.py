@@ -354,6 +354,9 @@ def build_case(index: int, row: dict[str, str], running_flags: set[str]) -> Case
         "batch_size": int(row["batch_size"]), "seq_len": _seq_len(row, kind, catalog, assumptions),
         "grad_ckpt": _grad_ckpt(row, kind, assumptions), "optimizer": _optimizer(row, kind, method, catalog),
         "attention": "flash" if kind == "axolotl" else "sdpa",
+        # These frameworks materialise the logits unless the row says chunked cross-entropy (torchtune's
+        # chunks split the sequence, close enough to TRL's tiles for the vocabulary term).
+        "loss_kernel": "chunked" if "chunked" in flags else "full",
     }
     if "mixed" in row["precision"]:
         kwargs["precision"] = "bf16-mixed"
