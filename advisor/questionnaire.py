@@ -381,14 +381,21 @@ def build_answers(values: Values) -> Answers:
 
 
 def relocate_paths(answers: Answers, answers_dir: Path, cwd: Path) -> Answers:
-    """Make data paths absolute when the answers file is written outside the folder they are relative to."""
-    if answers_dir.resolve() == cwd.resolve():
-        return answers
+    """Write data paths so that they hold whether a reader takes them from the file's folder or from `cwd`.
+
+    Beside the file (the usual case, `answers_dir` is `cwd`), paths under it become relative to it; anywhere
+    else, they become absolute. A base model is a path only when it exists; a catalog name or a Hub id stays.
+    """
+    import os
+
+    here, cwd = answers_dir.resolve() == cwd.resolve(), cwd.resolve()
     update = {}
     for field in (*PATH_FIELDS, "base_model"):
         value = getattr(answers, field)
-        if value and not Path(value).is_absolute() and (cwd / value).exists():
-            update[field] = str((cwd / value).resolve())
+        full = (cwd / Path(value).expanduser()).resolve() if value else None
+        if full is None or not full.exists() or (field == "base_model" and here):
+            continue
+        update[field] = os.path.relpath(full, cwd) if here and full.is_relative_to(cwd) else str(full)
     return answers.model_copy(update=update)
 
 

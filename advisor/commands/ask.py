@@ -381,8 +381,6 @@ def _save_answers(answers: Answers, output: Path, screen: Screen) -> Answers:
 
 def _report_and_offer(answers: Answers, output: Path, keys: Iterator[str], screen: Screen) -> bool:
     """Show the recommendation, offer to write the plan; True when the user wants `advisor run` started."""
-    import importlib.util
-
     from advisor import report
     from advisor.plan import build_plan, save_plan
     from advisor.recommend import recommend
@@ -395,13 +393,19 @@ def _report_and_offer(answers: Answers, output: Path, keys: Iterator[str], scree
         save_plan(build_plan(rec, answers), plan_path)
         screen.say(f"plan for {' + '.join(rec.stack)} written to {plan_path}", "answer")
     command = f"advisor run {shlex.quote(str(output))}"
-    if importlib.util.find_spec("advisor.commands.run") is None:
+    if not _run_available():
         screen.say(f"next: {command}  (`advisor run` is not in this version yet)", "help")
         return False
     if confirm("Run it now?", keys, screen):
         return True
     screen.say(f"run it later with: {command}", "help")
     return False
+
+
+def _run_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("advisor.commands.run") is not None  # `advisor run` is being written
 
 
 def _run(output: Path) -> None:
