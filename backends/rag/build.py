@@ -118,8 +118,6 @@ def _build_locked(
     show_progress: bool,
     started: float,
 ) -> BuildResult:
-    import numpy as np
-
     previous = _open_previous(index_dir, on_warning)
     old = previous.manifest if previous else None
     chunk_tokens = chunk_tokens or (old.chunk_tokens if old else DEFAULT_CHUNK_TOKENS)
@@ -141,39 +139,15 @@ def _build_locked(
     if previous and not same_settings and old_files:
         on_warning("chunking settings or prompts differ from the index's; every file is re-embedded")
     reused = {s for s, h in hashes.items() if same_settings and s in old_files and old_files[s].content_sha256 == h}
-    new_chunks: dict[str, list[Chunk]] = {}
-    for source in sorted(set(hashes) - reused):
-        try:
-            doc = extract_text(docs_dir / source, source, text_column)
-        except UnreadableFileError as exc:
-            warnings.append(f"skipped `{source}`: {exc}")
-            on_warning(warnings[-1])
-            continue
-        new_chunks[source] = chunk_document(doc, embedder.token_spans, chunk_tokens, overlap_tokens, embedder.max_tokens)
+    new_chunks = _load_and_chunk(
+        docs_dir, sorted(set(hashes) - reused), embedder, chunk_tokens, overlap_tokens, text_column, warnings, on_warning
+    )
     if not reused and not any(new_chunks.values()):
         raise AdvisorError(f"no readable text in `{docs_dir}`", "see the warnings above for each file skipped")
     to_embed = [c for source in sorted(new_chunks) for c in new_chunks[source]]
     new_vectors, n_embedded, n_resumed = _embed_checkpointed(index_dir, embedder, to_embed, show_progress)
 
-    chunks, parts, row = [], [], 0
-    old_ids = previous.ids_by_source() if reused else {}
-    old_vectors = previous.load_vectors() if reused else None
-    old_chunks = previous.fetch_chunks([i for s in sorted(reused) for i in old_ids.get(s, [])]) if reused else {}
-    entries: dict[str, FileEntry] = {}
-    for source in sorted(reused | set(new_chunks)):
-        if source in reused:
-            ids = old_ids.get(source, [])
-            chunks.extend(old_chunks[i] for i in ids)
-            parts.append(np.asarray(old_vectors[ids], dtype=np.float32).reshape(len(ids), embedder.dim))
-        else:
-            n = len(new_chunks[source])
-            chunks.extend(new_chunks[source])
-            parts.append(new_vectors[row : row + n])
-            row += n
-        entries[source] = FileEntry(
-            content_sha256=hashes[source], n_bytes=(docs_dir / source).stat().st_size, n_chunks=len(parts[-1])
-        )
-    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
+    chunks, vectors, entries = _assemble(docs_dir, previous, reused, new_chunks, new_vectors, hashes, embedder.dim)
     kind, reason = choose_index_type(len(vectors), index_type)
     params = index_params(kind, len(vectors))
 
@@ -218,6 +192,64 @@ def _build_locked(
         build_seconds=time.perf_counter() - started,
         warnings=warnings,
     )
+
+
+def _load_and_chunk(
+    docs_dir: Path,
+    sources: list[str],
+    embedder: Embedder,
+    chunk_tokens: int,
+    overlap_tokens: int,
+    text_column: str | None,
+    warnings: list[str],
+    on_warning: Warn,
+) -> dict[str, list[Chunk]]:
+    """Chunks of each readable file; unreadable ones are added to `warnings` and reported."""
+    out: dict[str, list[Chunk]] = {}
+    for source in sources:
+        try:
+            doc = extract_text(docs_dir / source, source, text_column)
+        except UnreadableFileError as exc:
+            warnings.append(f"skipped `{source}`: {exc}")
+            on_warning(warnings[-1])
+            continue
+        out[source] = chunk_document(doc, embedder.token_spans, chunk_tokens, overlap_tokens, embedder.max_tokens)
+    return out
+
+
+def _assemble(
+    docs_dir: Path,
+    previous: OpenIndex | None,
+    reused: set[str],
+    new_chunks: dict[str, list[Chunk]],
+    new_vectors: np.ndarray,
+    hashes: dict[str, str],
+    dim: int,
+) -> tuple[list[Chunk], np.ndarray, dict[str, FileEntry]]:
+    """Chunks, vectors (row i = chunk i) and file entries of the new generation, sorted by source path."""
+    import numpy as np
+
+    chunks: list[Chunk] = []
+    parts, row, entries = [], 0, {}
+    old_ids = previous.ids_by_source() if previous and reused else {}
+    old_vectors = previous.load_vectors() if previous and reused else None
+    wanted = [i for s in sorted(reused) for i in old_ids.get(s, [])]
+    old_chunks = previous.fetch_chunks(wanted) if previous and reused else {}
+    for source in sorted(reused | set(new_chunks)):
+        if source in reused:
+            ids = old_ids.get(source, [])
+            chunks.extend(old_chunks[i] for i in ids)
+            parts.append(np.asarray(old_vectors[ids], dtype=np.float32).reshape(len(ids), dim))
+        else:
+            n = len(new_chunks[source])
+            chunks.extend(new_chunks[source])
+            parts.append(new_vectors[row : row + n])
+            row += n
+        entries[source] = FileEntry(
+            content_sha256=hashes[source], n_bytes=(docs_dir / source).stat().st_size, n_chunks=len(parts[-1])
+        )
+    vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+    return chunks, vectors, entries
 
 
 def _check_overlap(chunk_tokens: int, overlap_tokens: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from advisor.errors import AdvisorError, InvalidInputError
 from backends.rag.embedding import Embedder, load_embedder
 from backends.rag.results import QueryHit
-from backends.rag.store import open_index
+from backends.rag.store import damaged, open_index
 
 __all__ = ["query_index"]
 
@@ -44,6 +44,8 @@ def query_index(index_dir: str | Path, question: str, k: int = 5, embedder: Embe
     chunks = opened.fetch_chunks([i for _, i in found])
     hits = []
     for rank, (score, chunk_id) in enumerate(found, start=1):
+        if chunk_id not in chunks:
+            raise damaged(opened.index_dir, f"chunk {chunk_id} is in the faiss index but not in `chunks.sqlite`")
         chunk = chunks[chunk_id]
         hits.append(
             QueryHit(

@@ -36,21 +36,21 @@ HNSW_M = 32  # links per node; the wiki's range is 4..64, 32 is its common choic
 HNSW_EF_CONSTRUCTION = 80  # candidate list while building; measured: benchmarks/results/rag_index.md
 HNSW_EF_SEARCH = 128  # candidate list per query; measured to reach recall@10 ≥ 0.95 at 100k (rag_index.md)
 IVF_LISTS_PER_SQRT_N = 4  # nlist = 4·√N, low end of the wiki's 4·√N … 16·√N
-IVF_PROBE_FRACTION = 1 / 8  # share of lists searched; measured to reach recall@10 ≥ 0.95 at 100k (rag_index.md)
+IVF_PROBE_FRACTION = 1 / 4  # share of lists searched: 1/8 gave recall@10 0.94 at 100k, 1/4 gave 0.99 (rag_index.md)
 IVF_MIN_TRAIN_PER_LIST = 39  # faiss warns below 39 training points per centroid (faiss/Clustering.cpp)
 
 AUTO_FLAT_MAX_VECTORS = 50_000  # exact search stays ≲ 10 ms per query up to here; measured: rag_index.md
 AUTO_HNSW_MAX_VECTORS = 2_000_000  # above, HNSW's links and vectors outgrow RAM budgets; the wiki moves to IVF
 
-CHARS_PER_TOKEN = 4.0  # English text with BPE/WordPiece vocabularies: about 4 characters per token (OpenAI)
-CHUNK_ROW_OVERHEAD_BYTES = 160  # per SQLite row: source path, 64-char hash, 5 integers, b-tree slack (measured)
+CHARS_PER_TOKEN = 4.0  # English prose: about 4 characters per token (OpenAI, "What are tokens"); awscli rst: 3.5
+CHUNK_ROW_OVERHEAD_BYTES = 290  # per SQLite row beyond its text: measured 288 on the awscli index (rag_eval.md)
 
 # Measured on the development machine (2 shared x86 cores, CPU only), all-MiniLM-L6-v2, 256-token chunks:
 # benchmarks/results/rag_build.md. Pass your own figure for a GPU or another model.
-EMBED_CHUNKS_PER_SECOND_CPU = 40.0
+EMBED_CHUNKS_PER_SECOND_CPU = 12.0
 REFERENCE_DIM = 384  # width the index-build constants below were measured at
-HNSW_ADD_SECONDS_PER_VECTOR = 2.0e-4  # measured at d=384, M=32, efConstruction=80 (rag_index.md)
-IVF_ADD_SECONDS_PER_VECTOR = 2.0e-5  # training + add at d=384, nlist=4·√N (rag_index.md)
+HNSW_ADD_SECONDS_PER_VECTOR = 9.1e-4  # one thread, d=384, M=32, efConstruction=80: 90.6 s for 100k (rag_index.md)
+IVF_ADD_SECONDS_PER_VECTOR = 2.1e-4  # one thread, training + add, d=384, nlist=4·√N: 21.0 s for 100k (rag_index.md)
 
 
 class IndexEstimate(Model):
