@@ -194,12 +194,12 @@ def default_for(question: Question, previous: Values) -> Any:
 
 def format_value(question: Question, value: Any) -> str:
     """A value as the user would type it (`parse_answer` reads it back)."""
+    if question.kind == "choice":
+        return next((c.name for c in choices_of(question) if c.value == value), str(value))
     if value is None:
         return ""
     if question.kind == "multi":
         return ", ".join(value)
-    if question.kind == "choice":
-        return next((c.name for c in choices_of(question) if c.value == value), str(value))
     if isinstance(value, float) and value.is_integer():
         return f"{int(value):,}"
     return f"{value:,}" if isinstance(value, int) else str(value)
@@ -249,7 +249,8 @@ def parse_empty(question: Question, default: Any) -> Any:
     if default is None:
         if question.optional or question.kind == "choice":
             return None
-        raise AnswerError("an answer is needed here" + (": space toggles, Enter confirms" if question.kind == "multi" else ""))
+        menu = ": space toggles, Enter confirms, or type numbers like 1,3" if question.kind == "multi" else ""
+        raise AnswerError(f"an answer is needed here{menu}")
     if question.kind in ("path", "gpu", "model"):
         return parse_answer(question, str(default))
     return default
@@ -315,20 +316,19 @@ def _parse_path(text: str, kind: Literal["file", "dir"]) -> str:
     import difflib
 
     path = Path(text).expanduser()
+    problem = ""
     if not path.exists():
         parent = path.parent if path.parent.is_dir() else None
         near = difflib.get_close_matches(path.name, [p.name for p in parent.iterdir()], n=3) if parent else []
         hint = f"; did you mean {', '.join(f'`{parent / n}`' for n in near)}?" if parent and near else ""
-        return _raise(f"`{text}` does not exist (relative paths start at `{Path.cwd()}`){hint}")
-    if kind == "file" and not path.is_file():
-        return _raise(f"`{text}` is a folder: give the JSON Lines file")
-    if kind == "dir" and not path.is_dir():
-        return _raise(f"`{text}` is a file: give the folder that holds the documents")
+        problem = f"`{text}` does not exist (relative paths start at `{Path.cwd()}`){hint}"
+    elif kind == "file" and not path.is_file():
+        problem = f"`{text}` is a folder: give the JSON Lines file"
+    elif kind == "dir" and not path.is_dir():
+        problem = f"`{text}` is a file: give the folder that holds the documents"
+    if problem:
+        raise AnswerError(problem)
     return str(path)
-
-
-def _raise(message: str) -> str:
-    raise AnswerError(message)
 
 
 def _parse_gpu(text: str) -> str:
@@ -400,8 +400,9 @@ def relocate_paths(answers: Answers, answers_dir: Path, cwd: Path) -> Answers:
 
 
 def answers_yaml(answers: Answers) -> str:
-    """The answers file's text: every field that is set (None fields are left out; None is their default)."""
+    """The answers file's text: the fields that were answered (skipped ones, and None, are their defaults)."""
     import yaml
 
-    body = yaml.safe_dump(answers.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
+    data = answers.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return "# Written by `advisor ask`; edit freely, then run `advisor recommend` on this file.\n" + body

@@ -166,6 +166,8 @@ def test_data_paths_become_absolute_when_the_file_goes_elsewhere(fake_terminal, 
         ("\x1bOB", "down", ""),
         ("\x1b[1;5C", "ignore", ""),  # ctrl-right: not used
         ("\x1b[", None, "\x1b["),  # incomplete: wait for more
+        ("\x1b", None, "\x1b"),
+        ("\x1bx", "ignore", "x"),  # alt-x
         ("\r\nx", "enter", "x"),
         ("\n", "enter", ""),
         ("\x7f", "backspace", ""),

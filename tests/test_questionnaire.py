@@ -216,6 +216,7 @@ def test_answers_yaml_round_trips() -> None:
     assert text.startswith("# Written by `advisor ask`")
     data = yaml.safe_load(text)
     assert "latency_p95_ms" not in data and data["gpu"] == {"type": "l4", "count": 2}
+    assert "freshness" not in data  # not asked: the schema default holds
     assert Answers.model_validate(data) == answers
 
 

@@ -25,7 +25,7 @@ from advisor.cli import app, user_errors
 from advisor.errors import AdvisorError
 
 if TYPE_CHECKING:
-    from advisor.questionnaire import Question
+    from advisor.questionnaire import Choice, Question
     from advisor.schema import Answers
 
 ESCAPE_WAIT_S = 0.05  # a lone ESC, or the start of an arrow key's sequence split across reads
@@ -54,7 +54,7 @@ def split_key(text: str) -> tuple[str | None, str]:
         return "enter", text[2:]
     if head != "\x1b":
         return CONTROL_KEYS.get(head, head if head.isprintable() else "ignore"), text[1:]
-    if len(text) < 3 or (text[1] in "[O" and not any("@" <= c <= "~" for c in text[2:])):
+    if len(text) < 2 or (text[1] in "[O" and not any("@" <= c <= "~" for c in text[2:])):
         return None, text
     if text[1] not in "[O":
         return "ignore", text[1:]
@@ -126,7 +126,7 @@ class Screen:
 
     def draw(self, lines: list[tuple[str, str]], final: bool = False) -> None:
         """Replace the block drawn last with `lines` of (style, text); `final` leaves it on screen for good."""
-        columns = (self.width or shutil.get_terminal_size().columns) - 1  # the last column would wrap
+        columns = (self.width or _columns(self.out)) - 1  # writing in the last column would wrap the line
         rows = [(style, row) for style, text in lines for row in _fit(style, text, columns)]
         up = f"\x1b[{self._height - 1}A" if self._height > 1 else ""
         erase = f"{up}\r\x1b[J" if self._height else ""
@@ -145,6 +145,13 @@ class Screen:
         return f"\x1b[{STYLES[style]}m{text}\x1b[0m" if self.color and STYLES.get(style) and text else text
 
 
+def _columns(out: TextIO) -> int:
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (AttributeError, OSError, ValueError):  # not a terminal (tests): COLUMNS, else 80
+        return shutil.get_terminal_size().columns
+
+
 def _fit(style: str, text: str, columns: int) -> list[str]:
     """Rows of at most `columns` characters: menu rows are cut, the input row is folded, prose is wrapped."""
     if len(text) <= columns:
@@ -159,6 +166,7 @@ def _fit(style: str, text: str, columns: int) -> list[str]:
 
 @dataclass
 class _State:
+    choices: tuple[Choice, ...] = ()
     cursor: int = 0
     selected: set[Any] = field(default_factory=set)
     buffer: str = ""
@@ -166,12 +174,9 @@ class _State:
 
 
 def _menu_lines(q: Question, state: _State) -> list[tuple[str, str]]:
-    from advisor.questionnaire import choices_of
-
-    choices = choices_of(q)
-    pad = max(len(c.name) for c in choices)
+    pad = max(len(c.name) for c in state.choices)
     lines = []
-    for i, choice in enumerate(choices):
+    for i, choice in enumerate(state.choices):
         here = i == state.cursor
         box = ("[x] " if choice.value in state.selected else "[ ] ") if q.kind == "multi" else ""
         text = f"  {'>' if here else ' '} {box}{i + 1}. {choice.name.ljust(pad)}  {choice.label}".rstrip()
@@ -199,36 +204,32 @@ def _lines(q: Question, state: _State, number: int | None, default: Any) -> list
     return [*lines, ("input", prompt + state.buffer)]
 
 
-def _edit(q: Question, state: _State, key: str, n_choices: int) -> None:
-    menu = q.kind in ("choice", "multi")
-    if key in ("up", "down") and menu:
+def _edit(q: Question, state: _State, key: str) -> None:
+    n_choices = len(state.choices)
+    if key in ("up", "down") and n_choices:
         state.cursor = (state.cursor + (1 if key == "down" else -1)) % n_choices
     elif key == "space" and q.kind == "multi" and not state.buffer:
-        from advisor.questionnaire import choices_of
-
-        state.selected ^= {choices_of(q)[state.cursor].value}
+        state.selected ^= {state.choices[state.cursor].value}
     elif key == "backspace":
         state.buffer = state.buffer[:-1]
     elif key == "clear":
         state.buffer = ""
     elif len(key) == 1 or key == "space":
         state.buffer += " " if key == "space" else key
-        if menu and state.buffer.isdigit() and 1 <= int(state.buffer) <= n_choices:
+        if state.buffer.isdigit() and 1 <= int(state.buffer) <= n_choices:
             state.cursor = int(state.buffer) - 1
 
 
 def _submit(q: Question, state: _State, default: Any) -> Any:
-    from advisor.questionnaire import AnswerError, choices_of, parse_answer, parse_empty
+    from advisor.questionnaire import parse_answer, parse_empty
 
     if state.buffer.strip():
         return parse_answer(q, state.buffer)
     if q.kind == "choice":
-        return choices_of(q)[state.cursor].value
-    if q.kind == "multi":
-        if not state.selected:
-            raise AnswerError("choose at least one: space toggles, Enter confirms, or type numbers like 1,3")
-        return [c.value for c in choices_of(q) if c.value in state.selected]
-    return parse_empty(q, default)
+        return state.choices[state.cursor].value
+    if q.kind == "multi" and state.selected:
+        return [c.value for c in state.choices if c.value in state.selected]
+    return parse_empty(q, None if q.kind == "multi" else default)
 
 
 def ask_question(q: Question, default: Any, keys: Iterator[str], screen: Screen, number: int | None = None,
@@ -238,13 +239,13 @@ def ask_question(q: Question, default: Any, keys: Iterator[str], screen: Screen,
 
     choices = choices_of(q)
     values = [c.value for c in choices]
-    state = _State(cursor=values.index(default) if q.kind == "choice" and default in values else 0,
+    state = _State(choices, cursor=values.index(default) if q.kind == "choice" and default in values else 0,
                    selected=set(default or ()) if q.kind == "multi" else set())
     while True:
         screen.draw(_lines(q, state, number, default))
         key = next(keys)
         if key != "enter":
-            _edit(q, state, key, len(choices))
+            _edit(q, state, key)
             continue
         try:
             value = submit(state) if submit else _submit(q, state, default)
