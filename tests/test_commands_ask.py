@@ -285,25 +285,46 @@ class _Tmux:
         self("send-keys", "Enter")
 
 
-@pytest.mark.slow
-def test_a_real_terminal_in_tmux(tmp_path: Path) -> None:
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[_Tmux]:
+    """`advisor ask -o answers.yaml` started in tmp_path in a 100×40 tmux pane; the shell then reports the exit
+    status and whether the terminal's settings came back as they were."""
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
-    tmux = _Tmux(f"advisor-ask-test-{os.getpid()}-{tmp_path.name}", time.monotonic() + TMUX_DEADLINE_S)
-    command = (f"cd {shlex.quote(str(tmp_path))} && NO_COLOR=1 {shlex.quote(sys.executable)} -m advisor ask "
-               f"-o answers.yaml; echo exit=$?; sleep 60")
-    tmux("new-session", "-d", "-x", "100", "-y", "40", command)
+    session = _Tmux(f"advisor-ask-test-{os.getpid()}-{tmp_path.name}", time.monotonic() + TMUX_DEADLINE_S)
+    command = (f"cd {shlex.quote(str(tmp_path))} && saved=$(stty -g); NO_COLOR=1 {shlex.quote(sys.executable)} "
+               f"-m advisor ask -o answers.yaml; echo exit=$?; [ \"$saved\" = \"$(stty -g)\" ] && echo tty=restored; "
+               "sleep 60")
+    session("new-session", "-d", "-x", "100", "-y", "40", command)
     try:
-        _drive(tmux)
-        screen = tmux.screen()
+        yield session
     finally:
-        subprocess.run([*tmux.base, "kill-server"], capture_output=True)
-    assert "exit=0" in screen, screen
+        subprocess.run([*session.base, "kill-server"], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_real_terminal_in_tmux(tmux: _Tmux, tmp_path: Path) -> None:
+    _drive(tmux)
+    screen = tmux.screen()
+    assert "exit=0" in screen and "tty=restored" in screen, screen
     answers = Answers.model_validate(yaml.safe_load((tmp_path / "answers.yaml").read_text()))
     assert answers.goal == ["style_format", "reasoning"] and answers.n_examples == 300
     assert answers.data_quality == "noisy" and answers.base_model == "llama-3.1-8b"
     assert answers.gpu is not None and (answers.gpu.type, answers.gpu.count) == ("rtx-4090", 2)
     assert answers.requests_per_day == 1000 and (tmp_path / "plan.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_terminal(tmux: _Tmux, tmp_path: Path) -> None:
+    tmux.wait_for("What must the model do better?")
+    tmux("send-keys", "Space", "Enter")
+    tmux.wait_for("Describe the task")
+    tmux("send-keys", "-l", "half a tas")
+    tmux("send-keys", "C-c")
+    tmux.wait_for("tty=restored")
+    screen = tmux.screen()
+    assert "aborted: nothing written\nexit=130" in screen and "Traceback" not in screen, screen
+    assert list(tmp_path.iterdir()) == []
 
 
 def _drive(tmux: _Tmux) -> None:
