@@ -75,7 +75,7 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in advisor/commands/<group>.py and registers itself on `app`.
-    from advisor.commands import ask, estimate, prompt, rag, recommend, train  # noqa: F401
+    from advisor.commands import ask, estimate, prompt, rag, recommend, run, train  # noqa: F401
 
 
 def main() -> None:

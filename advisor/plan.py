@@ -14,7 +14,7 @@ from advisor.schema import Model, PromptStep, RagStep, TrainStep
 if TYPE_CHECKING:
     from advisor.schema import Answers, Option, Recommendation
 
-__all__ = ["Plan", "PlanStep", "build_plan", "load_plan", "save_plan"]
+__all__ = ["Plan", "PlanStep", "build_plan", "load_plan", "rebase_plan", "save_plan"]
 
 PlanStep = Annotated[RagStep | TrainStep | PromptStep, Field(discriminator="kind")]
 
@@ -49,13 +49,41 @@ def load_plan(path: str | Path) -> Plan:
     return Plan.model_validate(data)
 
 
+# Step fields that hold file or folder paths; in a plan file they are relative to the file's folder.
+PATH_FIELDS = {
+    "rag": ("docs_dir",),
+    "train": ("data_path", "base_model", "init_adapter"),
+    "prompt": ("examples_path", "context_path", "model"),
+}
+
+
+def rebase_plan(plan: Plan, base_dir: str | Path) -> Plan:
+    """The plan with every absolute path that exists written relative to `base_dir` (model ids stay as they are)."""
+    import os
+
+    base = Path(base_dir).resolve()
+    steps = []
+    for step in plan.steps:
+        update = {}
+        for field in PATH_FIELDS[step.kind]:
+            value = getattr(step, field)
+            if isinstance(value, str) and Path(value).is_absolute() and Path(value).exists():
+                update[field] = os.path.relpath(value, base)
+        steps.append(step.model_copy(update=update))
+    return plan.model_copy(update={"steps": steps})
+
+
 def save_plan(plan: Plan, path: str | Path) -> None:
-    """Write `plan` as YAML, atomically (a crash leaves the old file or none, never half of one)."""
+    """Write `plan` as YAML, atomically (a crash leaves the old file or none, never half of one).
+
+    Absolute paths that exist are written relative to the plan file's folder, so the plan moves with its data.
+    """
     import os
 
     import yaml
 
     path = Path(path)
+    plan = rebase_plan(plan, path.parent)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False))
     os.replace(tmp, path)

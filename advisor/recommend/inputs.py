@@ -44,6 +44,9 @@ class Situation:
     notes: list[str] = field(default_factory=list)
 
 
+ANSWER_PATH_FIELDS = ("examples_path", "preferences_path", "corpus_path")
+
+
 def load_answers(path: str | Path) -> Answers:
     """Read and validate an answers file (YAML).
 
@@ -64,6 +67,11 @@ def load_answers(path: str | Path) -> Answers:
         raise AdvisorError(f"`{path}` is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise AdvisorError(f"`{path}` must hold a mapping of answers (goal, n_examples, ...)")
+    # Paths in an answers file are relative to the file, wherever the command runs from.
+    for key in ANSWER_PATH_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            data[key] = str((path.parent / value).resolve())
     return Answers.model_validate(data)
 
 

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 SEED = 20250611
-N_EXAMPLES = 260
+N_EXAMPLES = 1200
 FOLLOW_UP_SHARE = 0.15  # share of examples with a second user/assistant turn
 OUT = Path(__file__).resolve().parent / "examples.jsonl"
 
