@@ -51,7 +51,7 @@ def load_plan(path: str | Path) -> Plan:
 
 # Step fields that hold file or folder paths; in a plan file they are relative to the file's folder.
 PATH_FIELDS = {
-    "rag": ("docs_dir",),
+    "rag": ("docs_dir", "eval_questions_path"),
     "train": ("data_path", "base_model", "init_adapter"),
     "prompt": ("examples_path", "context_path", "model"),
 }
@@ -158,7 +158,8 @@ def build_plan(rec: Recommendation, answers: Answers) -> Plan:
             steps.append(_train_step(option, answers, adapter))
             adapter = name if name in ("lora", "qlora") else adapter
         elif name == "rag":
-            steps.append(RagStep(docs_dir=answers.corpus_path or PLACEHOLDER_DOCS))
+            steps.append(RagStep(docs_dir=answers.corpus_path or PLACEHOLDER_DOCS,
+                                 eval_questions_path=answers.eval_questions_path))
         else:
             steps.append(_prompt_step(option, answers, rec))
     slug = re.sub(r"[^a-z0-9]+", "-", answers.task.lower()).strip("-")[:40] or "plan"

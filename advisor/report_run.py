@@ -86,14 +86,32 @@ def _rag_row(step, result: dict, run_dir: Path, st) -> dict[str, Any]:
     }
 
 
-def _prompt_row(step, result: dict, option) -> dict[str, Any]:
+def _monthly_at_measured_tokens(option, answers, tokens: int | None) -> float | None:
+    """The option's monthly cost recomputed with the prompt length the run measured."""
+    if option is None or answers is None or option.serving is None or tokens is None:
+        return None
+    from advisor.catalog import resolve_api_model, resolve_gpu, resolve_model
+    from advisor.estimate.serving import estimate_api_monthly, estimate_self_hosted_monthly
+
+    volume, output = answers.requests_per_day, answers.output_tokens
+    if option.serving.kind == "api":
+        return estimate_api_monthly(resolve_api_model(answers.api_model), volume, tokens, output).monthly_usd
+    if option.gpu is None:
+        return None
+    return estimate_self_hosted_monthly(resolve_model(option.model), resolve_gpu(option.gpu), volume, tokens,
+                                        output).monthly_usd
+
+
+def _prompt_row(step, result: dict, option, answers) -> dict[str, Any]:
     budget, evaluation = result.get("budget", {}), result.get("evaluation") or {}
+    measured_tokens = budget.get("total_tokens")
     return {
         "kind": "prompt", "model": result.get("model"), "is_demo_model": result.get("is_demo_model", False),
         "predicted": {"prompt_tokens": option.prompt_tokens if option else step.max_prompt_tokens,
                       "monthly_usd": option.monthly_usd if option else None},
-        "measured": {"prompt_tokens": budget.get("total_tokens"), "n_shots": len(result.get("shots", [])),
-                     "selection": result.get("selection_method"), "token_counter": budget.get("token_counter")},
+        "measured": {"prompt_tokens": measured_tokens, "n_shots": len(result.get("shots", [])),
+                     "selection": result.get("selection_method"), "token_counter": budget.get("token_counter"),
+                     "monthly_usd_at_measured_tokens": _monthly_at_measured_tokens(option, answers, measured_tokens)},
         "benefit": {"zero_shot": evaluation.get("zero_shot"), "few_shot": evaluation.get("few_shot"),
                     "n_examples": evaluation.get("n_examples"), "note": result.get("evaluation_note")},
     }
@@ -114,7 +132,7 @@ def collect_run(inp: RunInput, state: RunState, run_dir: Path) -> dict[str, Any]
             row = _train_row(step, result, option)
         elif isinstance(step, PromptStep):
             option = rec.option("prompting_few_shot" if step.n_shots else "prompting") if rec else None
-            row = _prompt_row(step, result, option)
+            row = _prompt_row(step, result, option, inp.answers)
         else:
             row = _rag_row(abs_step, result, run_dir, st)
         rows.append({"step": st.index + 1, "label": st.label, "dir": st.dir, "status": st.status,
@@ -148,38 +166,53 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 def _step_lines(row: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(quantity, predicted, measured) rows for one step."""
-    p, m, b = row["predicted"], row["measured"], row["benefit"]
+    p, m = row["predicted"], row["measured"]
     if row["kind"] == "train":
+        on_cpu = row["device"] == "cpu"
+        memory_what = ("process memory rise on cpu (Python, data and libraries too; the estimate counts tensors)"
+                       if on_cpu else f"peak memory on {row['device']} ({m['memory_quantity']})")
         return [
-            (f"peak memory on {p['plan_gpu'] or 'the plan GPU'} (plan model)", _fmt(p["plan_peak_bytes"], "bytes"),
-             "not measured here (no such GPU)"),
-            (f"memory on {row['device']} ({m['memory_quantity']})", _fmt(p["run_memory_bytes"], "bytes"),
-             _fmt(m["memory_bytes"], "bytes")),
-            ("training time", _fmt(p["plan_hours"], "h") + f" on {p['plan_gpu']}", _fmt(m["wall_seconds"], "s")
-             + f" on {row['device']}"),
+            (f"peak memory, plan model on {p['plan_gpu'] or 'its GPU'}", _fmt(p["plan_peak_bytes"], "bytes"),
+             "– (runs on that GPU only)"),
+            (memory_what, _fmt(p["run_memory_bytes"], "bytes"), _fmt(m["memory_bytes"], "bytes")),
+            ("training time", f"{_fmt(p['plan_hours'], 'h')} on {p['plan_gpu']}",
+             f"{_fmt(m['wall_seconds'], 's')} on {row['device']}"),
             ("training cost", _fmt(p["plan_one_time_usd"], "usd"),
-             _fmt(m["cost_usd_at_plan_gpu_price"], "usd") + " (measured time × plan GPU price)"),
+             f"{_fmt(m['cost_usd_at_plan_gpu_price'], 'usd')} (measured time at the plan GPU's price)"),
             ("throughput", "–", f"{_fmt(m['tokens_per_second'])} tokens/s"),
-            ("validation loss", f"before {_fmt(b['eval_loss_before'])}", f"after {_fmt(b['eval_loss_after'])}"),
         ]
     if row["kind"] == "rag":
         return [
             ("chunks", _fmt(p["n_chunks"]), _fmt(m["n_chunks"])),
             ("index on disk", _fmt(p["index_bytes"], "bytes"), _fmt(m["index_bytes"], "bytes")),
             ("build time", _fmt(p["build_seconds"], "s"), _fmt(m["build_seconds"], "s")),
-            (f"retrieval ({b.get('mode') or '–'}, {b.get('n_questions') or 0} questions)",
-             f"recall@{b.get('k') or '–'}", f"{_fmt(b.get('recall_at_k'))}, MRR {_fmt(b.get('mrr'))}, "
-             f"hit rate {_fmt(b.get('hit_rate'))}"),
         ]
-    zero, few = b.get("zero_shot") or {}, b.get("few_shot") or {}
     return [
-        ("prompt tokens", _fmt(p["prompt_tokens"]), _fmt(m["prompt_tokens"]) + f" ({m['n_shots']} shots, "
-         f"{m['selection']} selection)"),
-        ("monthly cost at the stated volume", _fmt(p["monthly_usd"], "usd"), "–"),
-        ("answer NLL per token (lower is better)", f"zero-shot {_fmt(zero.get('mean_nll'))}",
-         f"few-shot {_fmt(few.get('mean_nll'))}"),
-        ("exact match", f"zero-shot {_fmt(zero.get('exact_match'))}", f"few-shot {_fmt(few.get('exact_match'))}"),
+        ("prompt tokens", _fmt(p["prompt_tokens"]),
+         f"{_fmt(m['prompt_tokens'])} ({m['n_shots']} shots, {m['selection']} selection)"),
+        ("monthly cost at the stated volume", _fmt(p["monthly_usd"], "usd"),
+         f"{_fmt(m['monthly_usd_at_measured_tokens'], 'usd')} (at the measured prompt length)"),
     ]
+
+
+def _benefit_lines(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, value) rows: the benefit the step measured."""
+    b = row["benefit"]
+    if row["kind"] == "train":
+        return [("validation loss before training", _fmt(b["eval_loss_before"])),
+                ("validation loss after training", _fmt(b["eval_loss_after"])),
+                ("optimizer steps", _fmt(b["steps"]))]
+    if row["kind"] == "rag":
+        k = b.get("k") or "k"
+        return [("evaluation", f"{b.get('mode') or 'none'}, {b.get('n_questions') or 0} questions"),
+                (f"recall@{k}", _fmt(b.get("recall_at_k"))), ("MRR", _fmt(b.get("mrr"))),
+                (f"hit rate@{k}", _fmt(b.get("hit_rate")))]
+    zero, few = b.get("zero_shot") or {}, b.get("few_shot") or {}
+    if not zero:
+        return [("evaluation", b.get("note") or "none")]
+    return [(f"{name}: answer NLL per token / exact match / token F1",
+             f"{_fmt(s.get('mean_nll'))} / {_fmt(s.get('exact_match'))} / {_fmt(s.get('token_f1'))}")
+            for name, s in (("zero-shot", zero), ("few-shot", few))] + [("held-out examples", _fmt(b["n_examples"]))]
 
 
 def _markdown(data: dict[str, Any]) -> str:
@@ -197,10 +230,12 @@ def _markdown(data: dict[str, Any]) -> str:
         lines += ["", f"## Step {row['step']}: {row['label']} ({row['status']}, {row['seconds']:.1f} s)", "",
                   "| quantity | predicted | measured |", "|---|---|---|"]
         lines += [f"| {q} | {p} | {m} |" for q, p, m in _step_lines(row)]
+        lines += ["", "| measured benefit | value |", "|---|---|"]
+        lines += [f"| {q} | {v} |" for q, v in _benefit_lines(row)]
     return "\n".join(lines) + "\n"
 
 
-def _html(data: dict[str, Any], markdown_text: str) -> str:
+def _html(data: dict[str, Any]) -> str:
     body = []
     rec = data["recommendation"]
     body.append(f"<h1>Run report: {html.escape(data['plan'])}</h1>")
@@ -214,13 +249,16 @@ def _html(data: dict[str, Any], markdown_text: str) -> str:
     for row in data["steps"]:
         cells = "".join(f"<tr><td>{html.escape(q)}</td><td>{html.escape(p)}</td><td>{html.escape(m)}</td></tr>"
                         for q, p, m in _step_lines(row))
+        benefit = "".join(f"<tr><td>{html.escape(q)}</td><td>{html.escape(v)}</td></tr>"
+                          for q, v in _benefit_lines(row))
         body.append(f"<h2>Step {row['step']}: {html.escape(row['label'])} <small>{html.escape(row['status'])}, "
                     f"{row['seconds']:.1f} s</small></h2><table><tr><th>quantity</th><th>predicted</th>"
-                    f"<th>measured</th></tr>{cells}</table>")
+                    f"<th>measured</th></tr>{cells}</table><table class=benefit><tr><th>measured benefit</th>"
+                    f"<th>value</th></tr>{benefit}</table>")
     style = ("body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:6px 8px;"
              "text-align:left}th{background:#f4f4f4}.demo{background:#fff4d6;border-left:4px solid #e0a800;"
-             "padding:8px 12px}.rec{font-size:17px}small{color:#777;font-weight:normal}")
+             "padding:8px 12px}.rec{font-size:17px}small{color:#777;font-weight:normal}.benefit{margin-top:10px}")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(data['plan'])}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
@@ -233,5 +271,5 @@ def write_run_report(inp: RunInput, state: RunState, run_dir: Path) -> dict[str,
     text = _markdown(data)
     _write_atomic(run_dir / "result.json", json.dumps(data, indent=2, default=str))
     _write_atomic(run_dir / "report.md", text)
-    _write_atomic(run_dir / "report.html", _html(data, text))
+    _write_atomic(run_dir / "report.html", _html(data))
     return data

@@ -34,6 +34,9 @@ __all__ = ["RunInput", "RunState", "StepState", "demo_plan", "execute", "prepare
 STATE_FILE = "state.json"
 LOG_DIR = "logs"  # each step's console output, its result as JSON, and a failed step's traceback
 DEMO_MODEL = "tiny-demo"  # backends.train.tiny: the offline demonstration model built from the examples
+# A demonstration run shows the pipeline end to end in minutes on a CPU; more steps of a random tiny model
+# would only cost time (the report says the model and the cap were substituted).
+DEMO_MAX_STEPS = 60
 
 
 class StepState(Model):
@@ -125,7 +128,7 @@ def _check_paths(inp: RunInput) -> None:
     """Every data path the plan reads must exist; all missing ones are reported together."""
     problems = []
     for i, step in enumerate(inp.plan.steps, start=1):
-        for name in ("docs_dir", "data_path", "examples_path", "context_path"):
+        for name in ("docs_dir", "data_path", "examples_path", "context_path", "eval_questions_path"):
             value = getattr(step, name, None)
             if value and not (inp.base_dir / value).exists():
                 problems.append(f"step {i} ({step_label(step)}): {name} `{value}` does not exist")
@@ -140,8 +143,10 @@ def demo_plan(plan: Plan) -> tuple[Plan, list[str]]:
     steps, notes = [], []
     for i, step in enumerate(plan.steps, start=1):
         if isinstance(step, TrainStep) and step.base_model != DEMO_MODEL:
-            notes.append(f"step {i} ({step_label(step)}): `{step.base_model}` → `{DEMO_MODEL}`")
-            step = step.model_copy(update={"base_model": DEMO_MODEL})
+            steps_cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
+            notes.append(f"step {i} ({step_label(step)}): `{step.base_model}` → `{DEMO_MODEL}`, "
+                         f"at most {steps_cap} optimizer steps")
+            step = step.model_copy(update={"base_model": DEMO_MODEL, "max_steps": steps_cap})
         elif isinstance(step, PromptStep) and step.model != DEMO_MODEL:
             notes.append(f"step {i} ({step_label(step)}): `{step.model}` → `{DEMO_MODEL}`")
             step = step.model_copy(update={"model": DEMO_MODEL})

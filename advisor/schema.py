@@ -310,6 +310,9 @@ class Answers(Model):
     prompt_tokens: int | None = Field(None, ge=1, description="Tokens in today's prompt; None: assumed")
     output_tokens: int = Field(300, ge=1, description="Tokens in a typical answer")
     api_model: str | None = Field(None, description="API model used today or to compare with (`advisor gpus --api`)")
+    eval_questions_path: str | None = Field(
+        None, description="JSON Lines of questions with the source file or text that answers each; evaluates retrieval"
+    )
 
 
 # --- Plan steps -----------------------------------------------------------------------------------
@@ -333,6 +336,9 @@ class RagStep(Model):
     )
     text_column: str | None = Field(None, description="CSV/JSONL: the column holding the text; None: guess")
     eval_k: int = Field(5, ge=1, description="k for recall@k in the evaluation")
+    eval_questions_path: str | None = Field(
+        None, description="JSON Lines of labelled questions (question + source or text); None: self-supervised"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RagStep:

@@ -44,7 +44,7 @@ class Situation:
     notes: list[str] = field(default_factory=list)
 
 
-ANSWER_PATH_FIELDS = ("examples_path", "preferences_path", "corpus_path")
+ANSWER_PATH_FIELDS = ("examples_path", "preferences_path", "corpus_path", "eval_questions_path")
 
 
 def load_answers(path: str | Path) -> Answers:

@@ -51,6 +51,8 @@ def check(step: RagStep, run_dir: str | Path | None = None) -> list[str]:
     for module in ("sentence_transformers", "faiss"):
         if importlib.util.find_spec(module) is None:
             problems.append(f'extras: `{module}` is not installed (pip install "advisor[rag]")')
+    if step.eval_questions_path and not Path(step.eval_questions_path).is_file():
+        problems.append(f"eval_questions_path: file `{step.eval_questions_path}` does not exist")
     docs_dir = Path(step.docs_dir)
     if not docs_dir.is_dir():
         problems.append(f"docs_dir: folder `{docs_dir}` does not exist")
@@ -101,8 +103,10 @@ def run(step: RagStep, run_dir: str | Path) -> RagRunResult:
         index_type=step.index_type, text_column=step.text_column, embedder=embedder,
     )  # fmt: skip
     try:
-        evaluation = evaluate_index(index_dir, k=step.eval_k, embedder=embedder)
+        evaluation = evaluate_index(index_dir, qa_path=step.eval_questions_path, k=step.eval_k, embedder=embedder)
     except AdvisorError:
+        if step.eval_questions_path:  # a labelled file the user gave must work; say why it does not
+            raise
         evaluation = None
     result = RagRunResult(index_dir=str(index_dir), build=build, evaluation=evaluation)
     (run_dir / f"{index_dir.name}.step.json").write_text(step.model_dump_json(indent=2))

@@ -1,0 +1,175 @@
+"""`advisor run` orchestration: state, resume, failure, bad input — with stand-in backends where noted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from advisor import runner
+from advisor.cli import _register, app
+from advisor.errors import AdvisorError, InvalidInputError, RunFailedError
+from advisor.schema import Model
+
+_register()
+CALLS: list[str] = []
+FAIL: set[str] = set()
+
+
+class FakeResult(Model):
+    """What a stand-in backend returns (the closing report reads results as JSON)."""
+
+    kind: str
+    note: str
+
+
+def fake_rag(step, run_dir):
+    CALLS.append("rag")
+    if "rag" in FAIL:
+        raise AdvisorError("the embedding model is missing", "install it")
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return FakeResult(kind="rag", note=str(step.docs_dir))
+
+
+def fake_prompt(step, run_dir, *, base_dir, plan_name):
+    CALLS.append("prompt")
+    if "prompt-bug" in FAIL:
+        raise ZeroDivisionError("division by zero")
+    return FakeResult(kind="prompt", note=step.model)
+
+
+@pytest.fixture
+def fake_backends(monkeypatch):
+    import backends
+
+    monkeypatch.setitem(backends.REGISTRY, "rag", f"{__name__}:fake_rag")
+    monkeypatch.setitem(backends.REGISTRY, "prompt", f"{__name__}:fake_prompt")
+    CALLS.clear()
+    FAIL.clear()
+
+
+@pytest.fixture
+def plan_file(tmp_path) -> Path:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\nThe boiler holds 1.8 litres.\n")
+    (tmp_path / "shots.jsonl").write_text(
+        "".join(json.dumps({"prompt": f"question {i}?", "completion": f"answer {i}"}) + "\n" for i in range(8))
+    )
+    plan = {"name": "demo", "steps": [
+        {"kind": "rag", "docs_dir": "docs"},
+        {"kind": "prompt", "model": "some-api-model", "examples_path": "shots.jsonl", "n_shots": 1,
+         "max_prompt_tokens": 500},
+    ]}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def test_plan_runs_every_step_and_writes_state_and_report(fake_backends, plan_file, tmp_path):
+    run_dir = tmp_path / "run"
+    state = runner.execute(runner.prepare(plan_file), run_dir, announce=lambda line: None)
+    assert CALLS == ["rag", "prompt"]
+    assert [s.status for s in state.steps] == ["done", "done"]
+    saved = json.loads((run_dir / "state.json").read_text())
+    assert [s["status"] for s in saved["steps"]] == ["done", "done"]
+    assert {"plan.yaml", "report.md", "report.html", "result.json"} <= {p.name for p in run_dir.iterdir()}
+    # The rag step read the plan's folder, made absolute: backends never depend on the working directory.
+    result = json.loads((run_dir / state.steps[0].result_file).read_text())
+    assert Path(result["note"]) == (plan_file.parent / "docs").resolve()
+
+
+def test_rerun_skips_finished_steps(fake_backends, plan_file, tmp_path):
+    run_dir = tmp_path / "run"
+    runner.execute(runner.prepare(plan_file), run_dir, announce=lambda line: None)
+    CALLS.clear()
+    lines: list[str] = []
+    runner.execute(runner.prepare(plan_file), run_dir, announce=lines.append)
+    assert CALLS == []
+    assert all("skipped" in line for line in lines)
+
+
+def test_failed_step_keeps_finished_ones_and_resumes_only_what_failed(fake_backends, plan_file, tmp_path):
+    run_dir = tmp_path / "run"
+    FAIL.add("prompt-bug")
+    with pytest.raises(RunFailedError) as info:
+        runner.execute(runner.prepare(plan_file), run_dir, announce=lambda line: None)
+    assert "step 2 (prompt few-shot) failed: ZeroDivisionError" in info.value.message
+    assert "error.log" in info.value.message  # a bug keeps its traceback, in the step's log
+    saved = json.loads((run_dir / "state.json").read_text())
+    assert [s["status"] for s in saved["steps"]] == ["done", "failed"]
+    FAIL.clear()
+    CALLS.clear()
+    runner.execute(runner.prepare(plan_file), run_dir, announce=lambda line: None)
+    assert CALLS == ["prompt"]
+
+
+def test_a_changed_plan_is_not_resumed_into_the_old_run(fake_backends, plan_file, tmp_path):
+    run_dir = tmp_path / "run"
+    runner.execute(runner.prepare(plan_file), run_dir, announce=lambda line: None)
+    plan = yaml.safe_load(plan_file.read_text())
+    plan["steps"][1]["n_shots"] = 0
+    plan_file.write_text(yaml.safe_dump(plan))
+    with pytest.raises(AdvisorError, match="different plan"):
+        runner.execute(runner.prepare(plan_file), run_dir, announce=lambda line: None)
+
+
+def test_missing_data_paths_are_listed_together(tmp_path):
+    plan = {"steps": [{"kind": "rag", "docs_dir": "nowhere"},
+                      {"kind": "train", "method": "lora", "base_model": "tiny-demo", "data_path": "gone.jsonl"}]}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    with pytest.raises(InvalidInputError) as info:
+        runner.prepare(path)
+    assert len(info.value.problems) == 2
+    assert "step 1 (rag): docs_dir `nowhere`" in info.value.problems[0]
+
+
+def test_an_edited_invalid_plan_names_every_field(tmp_path):
+    plan = {"steps": [{"kind": "train", "method": "lora", "base_model": "x", "data_path": "d", "lora_rank": 0},
+                      {"kind": "rag", "docs_dir": "d", "chunk_tokens": 8}]}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    with pytest.raises(ValidationError) as info:
+        runner.prepare(path)
+    text = str(info.value)
+    assert "lora_rank" in text and "chunk_tokens" in text
+
+
+def test_demo_substitutes_models_and_caps_steps(tmp_path):
+    (tmp_path / "d.jsonl").write_text("{}\n")
+    plan = {"steps": [{"kind": "train", "method": "lora", "base_model": "meta-llama/Llama-3.2-3B",
+                       "data_path": "d.jsonl", "epochs": 3}]}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    inp = runner.prepare(path, demo=True)
+    step = inp.plan.steps[0]
+    assert (step.base_model, step.max_steps) == ("tiny-demo", runner.DEMO_MAX_STEPS)
+    assert "meta-llama/Llama-3.2-3B" in inp.demo_substitutions[0]
+
+
+def _one_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.count("error:") == 1
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_cli_without_terminal_needs_yes(plan_file):
+    _one_error(CliRunner().invoke(app, ["run", str(plan_file)]), "confirmation", "--yes")
+
+
+def test_cli_missing_input_file(tmp_path):
+    _one_error(CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml"), "--yes"]), "does not exist")
+
+
+def test_cli_step_failure_names_the_step_and_exits_1(fake_backends, plan_file, tmp_path):
+    FAIL.add("rag")
+    result = CliRunner().invoke(app, ["run", str(plan_file), "--yes", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "error: step 1 (rag) failed: the embedding model is missing" in result.stderr
+    assert "Traceback" not in result.output
