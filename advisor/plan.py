@@ -14,7 +14,7 @@ from advisor.schema import Model, PromptStep, RagStep, TrainStep
 if TYPE_CHECKING:
     from advisor.schema import Answers, Option, Recommendation
 
-__all__ = ["Plan", "PlanStep", "build_plan", "load_plan", "rebase_plan", "save_plan"]
+__all__ = ["Plan", "PlanStep", "build_plan", "load_plan", "rebase_plan", "resolve_step_paths", "save_plan"]
 
 PlanStep = Annotated[RagStep | TrainStep | PromptStep, Field(discriminator="kind")]
 
@@ -55,6 +55,17 @@ PATH_FIELDS = {
     "train": ("data_path", "base_model", "init_adapter"),
     "prompt": ("examples_path", "context_path", "model"),
 }
+
+
+def resolve_step_paths(step, base_dir: str | Path):
+    """The step with every relative path that exists under `base_dir` made absolute (model ids stay as they are)."""
+    base = Path(base_dir)
+    update = {}
+    for name in PATH_FIELDS[step.kind]:
+        value = getattr(step, name)
+        if isinstance(value, str) and not Path(value).is_absolute() and (base / value).exists():
+            update[name] = str((base / value).resolve())
+    return step.model_copy(update=update)
 
 
 def rebase_plan(plan: Plan, base_dir: str | Path) -> Plan:
@@ -162,5 +173,5 @@ def build_plan(rec: Recommendation, answers: Answers) -> Plan:
                                  eval_questions_path=answers.eval_questions_path))
         else:
             steps.append(_prompt_step(option, answers, rec))
-    slug = re.sub(r"[^a-z0-9]+", "-", answers.task.lower()).strip("-")[:40] or "plan"
+    slug = re.sub(r"[^a-z0-9]+", "-", answers.task.lower())[:40].strip("-") or "plan"
     return Plan(name=slug, rules_version=rec.rules_version, steps=steps)

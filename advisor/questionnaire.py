@@ -39,7 +39,7 @@ __all__ = [
 Kind = Literal["choice", "multi", "int", "float", "text", "path", "gpu", "model"]
 Values = Mapping[str, Any]
 NONE_WORDS = ("none", "-")  # typed to clear an optional answer that has a default
-PATH_FIELDS = ("examples_path", "preferences_path", "corpus_path")
+PATH_FIELDS = ("examples_path", "preferences_path", "corpus_path", "eval_questions_path")
 SUFFIXES = {"k": 1_000, "m": 1_000_000}  # "20k requests", "1.5M tokens"
 
 
@@ -135,6 +135,8 @@ QUESTIONS: tuple[Question, ...] = (
              applies=lambda v: _goal("knowledge")(v) and not v.get("corpus_path")),
     Question("corpus_tokens", "About how many tokens do they hold in all? Enter: unknown", "int", optional=True,
              minimum=0, applies=lambda v: bool(v.get("n_documents")) and not v.get("corpus_path")),
+    Question("eval_questions_path", "Labelled questions to evaluate retrieval (JSON Lines)? Enter: none", "path",
+             optional=True, applies=lambda v: bool(v.get("corpus_path"))),
     Question("freshness", "How often does the knowledge change?", "choice", FRESHNESS, default="static",
              applies=_goal("knowledge")),
     Question("needs_citations", "Must answers cite their sources?", "choice", YES_NO, default=False,

@@ -119,14 +119,14 @@ def _prompt_row(step, result: dict, option, answers) -> dict[str, Any]:
 
 def collect_run(inp: RunInput, state: RunState, run_dir: Path) -> dict[str, Any]:
     """The run's `result.json`: inputs, recommendation, and every step's predicted, measured and benefit."""
-    from advisor.runner import _absolute_step
+    from advisor.plan import resolve_step_paths
     from advisor.schema import PromptStep, TrainStep
 
     rec = inp.recommendation
     rows = []
     for step, st in zip(inp.plan.steps, state.steps, strict=True):
         result = _load(run_dir, st.result_file)
-        abs_step = _absolute_step(step, inp.base_dir)
+        abs_step = resolve_step_paths(step, inp.base_dir)
         if isinstance(step, TrainStep):
             option = rec.option(step.method) if rec else None
             row = _train_row(step, result, option)
@@ -179,7 +179,7 @@ def _step_lines(row: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"{_fmt(m['wall_seconds'], 's')} on {row['device']}"),
             ("training cost", _fmt(p["plan_one_time_usd"], "usd"),
              f"{_fmt(m['cost_usd_at_plan_gpu_price'], 'usd')} (measured time at the plan GPU's price)"),
-            ("throughput", "–", f"{_fmt(m['tokens_per_second'])} tokens/s"),
+            ("throughput", "–", f"{m['tokens_per_second']:,.0f} tokens/s" if m["tokens_per_second"] else "–"),
         ]
     if row["kind"] == "rag":
         return [

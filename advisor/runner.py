@@ -26,7 +26,7 @@ from pydantic import Field
 
 from advisor import __version__
 from advisor.errors import AdvisorError, RunFailedError
-from advisor.plan import PATH_FIELDS, Plan, load_plan, save_plan
+from advisor.plan import Plan, load_plan, resolve_step_paths, save_plan
 from advisor.schema import Answers, Model, PromptStep, RagStep, Recommendation, TrainStep
 
 __all__ = ["RunInput", "RunState", "StepState", "demo_plan", "execute", "prepare", "step_label"]
@@ -189,16 +189,6 @@ def _load_or_start(inp: RunInput, run_dir: Path) -> RunState:
     return state
 
 
-def _absolute_step(step, base_dir: Path):
-    """The step with its file paths made absolute (backends then need no notion of where the plan lives)."""
-    update = {}
-    for name in PATH_FIELDS[step.kind]:
-        value = getattr(step, name)
-        if isinstance(value, str) and value != DEMO_MODEL and (base_dir / value).exists():
-            update[name] = str((base_dir / value).resolve())
-    return step.model_copy(update=update)
-
-
 def _link_adapters(step, state: RunState, plan: Plan, run_dir: Path):
     """A DPO step's `init_adapter: lora` names an earlier step of this plan: point it at that step's adapter."""
     if not isinstance(step, TrainStep) or not step.init_adapter or Path(step.init_adapter).exists():
@@ -304,7 +294,7 @@ def execute(
 
 def _run_step(step, st: StepState, inp: RunInput, state: RunState, run_dir: Path, *, force: bool) -> None:
     step_dir = run_dir / st.dir
-    ready = _link_adapters(_absolute_step(step, inp.base_dir), state, inp.plan, run_dir)
+    ready = _link_adapters(resolve_step_paths(step, inp.base_dir), state, inp.plan, run_dir)
     st.status, st.error = "running", None
     _save_state(run_dir, state)
     began = time.perf_counter()

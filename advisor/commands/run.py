@@ -37,11 +37,12 @@ def _preview(inp) -> list[str]:
 def _pre_check(inp) -> None:
     """Run every backend's cheap check before anything starts; report all problems together."""
     from advisor.errors import InvalidInputError
-    from advisor.runner import _absolute_step, step_label
+    from advisor.plan import resolve_step_paths
+    from advisor.runner import step_label
 
     problems: list[str] = []
     for i, step in enumerate(inp.plan.steps, start=1):
-        ready = _absolute_step(step, inp.base_dir)
+        ready = resolve_step_paths(step, inp.base_dir)
         if step.kind == "rag":
             from backends.rag import check
 

@@ -31,17 +31,18 @@ MERGED_DIR = "merged"
 RUN_OUTPUTS = ("base-model", MERGED_DIR, PLAN_FILE, VERSIONS_FILE, RESULT_FILE, "eval_before.json", "accelerate.yaml")
 
 
-def _prepare_output(step: TrainStep, run_dir: Path, *, resume: bool, force: bool) -> None:
+def _prepare_output(step: TrainStep, run_dir: Path, base_dir: Path, *, resume: bool, force: bool) -> None:
     """Refuse to mix runs: resume needs a checkpoint and the same plan; a fresh run needs an empty folder."""
     if resume:
         if last_checkpoint(run_dir / step.output_dir) is None:
             raise AdvisorError(f"nothing to resume in `{run_dir}` (no checkpoint)", "run without `--resume`")
         saved = run_dir / PLAN_FILE
         if saved.is_file():
-            from advisor.plan import load_plan
+            from advisor.plan import load_plan, resolve_step_paths
 
-            previous = [s for s in load_plan(saved).steps if isinstance(s, TrainStep)]
-            if previous and previous[0] != step:
+            # The saved plan's paths are relative to its folder; compare what they point at.
+            previous = [resolve_step_paths(s, saved.parent) for s in load_plan(saved).steps if isinstance(s, TrainStep)]
+            if previous and previous[0] != resolve_step_paths(step, base_dir):
                 raise AdvisorError(f"the plan changed since the run in `{run_dir}` started",
                                    "resume with the same plan, or start afresh with `--force`")
         return
@@ -92,7 +93,7 @@ def run(step: TrainStep, run_dir: str | Path, *, base_dir: str | Path = ".", res
         RunFailedError: the run finished but failed its own checks (e.g. merged model differs).
     """
     run_dir, base_dir = Path(run_dir), Path(base_dir)
-    _prepare_output(step, run_dir, resume=resume, force=force)
+    _prepare_output(step, run_dir, base_dir, resume=resume, force=force)
     raise_for_errors(check(step, run_dir, base_dir=base_dir), force=force)
     if not resume:
         _clear_previous(step, run_dir)
