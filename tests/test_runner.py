@@ -173,3 +173,22 @@ def test_cli_step_failure_names_the_step_and_exits_1(fake_backends, plan_file, t
     assert result.exit_code == 1
     assert "error: step 1 (rag) failed: the embedding model is missing" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_dpo_step_starts_from_the_adapter_the_lora_step_trained(tmp_path):
+    fixtures = Path(__file__).parent / "fixtures" / "train"
+    plan = {"name": "sft-then-dpo", "steps": [
+        {"kind": "train", "method": "lora", "base_model": "tiny-demo", "data_path": str(fixtures / "sft_chat.jsonl"),
+         "max_steps": 6, "batch_size": 4, "seq_len": 128},
+        {"kind": "train", "method": "dpo", "base_model": "tiny-demo", "data_path": str(fixtures / "dpo_pairs.jsonl"),
+         "init_adapter": "lora", "max_steps": 6, "batch_size": 2, "seq_len": 128},
+    ]}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    state = runner.execute(runner.prepare(path), tmp_path / "run", announce=lambda line: None)
+    assert [s.status for s in state.steps] == ["done", "done"]
+    dpo = json.loads((tmp_path / "run" / state.steps[1].result_file).read_text())
+    sft = json.loads((tmp_path / "run" / state.steps[0].result_file).read_text())
+    # The DPO policy is the SFT model: same base weights (the demo model the LoRA step built).
+    assert dpo["base_model_path"] == sft["base_model_path"]
