@@ -223,7 +223,8 @@ def _tee(log_path: Path) -> Iterator[None]:
             yield
 
 
-def _call_backend(step, step_dir: Path, plan: Plan, *, force: bool) -> Any:
+def _call_backend(step, step_dir: Path, inp: RunInput, *, force: bool) -> Any:
+    """Call the step's backend (`backends.base.RunBackend`); training resumes from its last checkpoint."""
     import shutil
 
     from backends import REGISTRY
@@ -234,10 +235,9 @@ def _call_backend(step, step_dir: Path, plan: Plan, *, force: bool) -> Any:
         has_checkpoint = any(step_dir.glob(f"{step.output_dir}/checkpoint-*"))
         if step_dir.exists() and not has_checkpoint:
             shutil.rmtree(step_dir)  # an attempt that died before its first checkpoint: nothing to resume
-        return run(step, step_dir, base_dir=step_dir, resume=has_checkpoint, force=force, plan_name=plan.name)
-    if isinstance(step, PromptStep):
-        return run(step, step_dir, base_dir=step_dir, plan_name=plan.name)
-    return run(step, step_dir)  # indexing resumes from its own checkpoints
+        return run(step, step_dir, base_dir=inp.base_dir, resume=has_checkpoint, force=force,
+                   plan_name=inp.plan.name)
+    return run(step, step_dir, base_dir=inp.base_dir, plan_name=inp.plan.name)  # indexing resumes by itself
 
 
 def _write_inputs(inp: RunInput, run_dir: Path) -> None:
@@ -302,7 +302,7 @@ def _run_step(step, st: StepState, inp: RunInput, state: RunState, run_dir: Path
     log_dir.mkdir(exist_ok=True)
     try:
         with _tee(log_dir / f"{st.dir}.log"):
-            result = _call_backend(ready, step_dir, inp.plan, force=force)
+            result = _call_backend(ready, step_dir, inp, force=force)
     except Exception as exc:  # every failure is recorded; bugs keep their traceback in the log
         st.status, st.seconds = "failed", time.perf_counter() - began
         cause = exc.message if isinstance(exc, AdvisorError) else f"{type(exc).__name__}: {exc}"

@@ -27,7 +27,7 @@ class FakeResult(Model):
     note: str
 
 
-def fake_rag(step, run_dir):
+def fake_rag(step, run_dir, *, base_dir, plan_name):
     CALLS.append("rag")
     if "rag" in FAIL:
         raise AdvisorError("the embedding model is missing", "install it")

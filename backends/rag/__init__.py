@@ -77,12 +77,14 @@ def check(step: RagStep, run_dir: str | Path | None = None) -> list[str]:
     return problems
 
 
-def run(step: RagStep, run_dir: str | Path) -> RagRunResult:
+def run(step: RagStep, run_dir: str | Path, *, base_dir: str | Path = ".", plan_name: str = "plan") -> RagRunResult:
     """Build (or update) the step's index under `run_dir`, evaluate it, and write the step and result beside it.
 
     Args:
         step: The plan step.
         run_dir: The run directory; the index goes to `run_dir / step.index_dir`.
+        base_dir: Folder that relative paths in the step are relative to (the plan file's).
+        plan_name: The plan's name (unused: the step written beside the index identifies the run).
 
     Returns:
         The build summary and a self-supervised evaluation at `step.eval_k` (None when no sentence could be
@@ -92,7 +94,10 @@ def run(step: RagStep, run_dir: str | Path) -> RagRunResult:
         InvalidInputError: `check` found problems.
         AdvisorError: nothing readable to index, or a model that differs from the existing index's.
     """
+    from advisor.plan import resolve_step_paths
+
     run_dir = Path(run_dir)
+    step = resolve_step_paths(step, base_dir)
     problems = check(step, run_dir)
     if problems:
         raise InvalidInputError(problems)
