@@ -192,3 +192,16 @@ def test_dpo_step_starts_from_the_adapter_the_lora_step_trained(tmp_path):
     sft = json.loads((tmp_path / "run" / state.steps[0].result_file).read_text())
     # The DPO policy is the SFT model: same base weights (the demo model the LoRA step built).
     assert dpo["base_model_path"] == sft["base_model_path"]
+
+
+def test_a_model_that_is_not_here_fails_in_one_line_with_the_demo_hint(tmp_path):
+    fixtures = Path(__file__).parent / "fixtures" / "train"
+    plan = {"steps": [{"kind": "train", "method": "lora", "base_model": "example-org/not-cached-model",
+                       "data_path": str(fixtures / "sft_chat.jsonl")}]}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    result = CliRunner().invoke(app, ["run", str(path), "--yes", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert result.stderr.count("error:") == 1
+    assert "cannot load base model `example-org/not-cached-model`" in result.stderr
+    assert "--demo" in result.stderr and "Traceback" not in result.output

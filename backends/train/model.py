@@ -51,6 +51,13 @@ def resolve_base_model(base_model: str, base_dir: Path, run_dir: Path, train_rec
     return base_model
 
 
+def _unreachable(model: str, exc: Exception) -> AdvisorError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return AdvisorError(f"cannot load base model `{model}`: {first_line}",
+                        "check the id, log in with `hf auth login` for gated models, go online once so it is "
+                        "cached, give a local folder — or `advisor run --demo` for the offline demonstration model")
+
+
 def read_hf_config(model: str) -> dict:
     """The model's `config.json` as a dict (local folder, or the Hub/cache).
 
@@ -65,17 +72,21 @@ def read_hf_config(model: str) -> dict:
     try:
         return AutoConfig.from_pretrained(model).to_dict()
     except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AdvisorError(f"cannot load base model `{model}`: {first_line}",
-                           "check the id, log in with `hf auth login` for gated models, or go online once so it "
-                           "is cached") from None
+        raise _unreachable(model, exc) from None
 
 
 def load_tokenizer(model: str):
-    """The tokenizer, with a pad token (EOS when the model has none)."""
+    """The tokenizer, with a pad token (EOS when the model has none).
+
+    Raises:
+        AdvisorError: it cannot be found (offline and not cached, or no such model).
+    """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as exc:
+        raise _unreachable(model, exc) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
