@@ -62,7 +62,7 @@ def _train_row(step, result: dict, option) -> dict[str, Any]:
             "cost_usd_at_plan_gpu_price": wall / 3600 * price if wall is not None and price is not None else None,
         },
         "benefit": {"eval_loss_before": fit.get("eval_loss_before"), "eval_loss_after": fit.get("eval_loss_after"),
-                    "steps": fit.get("global_step")},
+                    "steps": fit.get("global_step"), "task_accuracy": result.get("task_accuracy")},
     }
     return row
 
@@ -199,9 +199,16 @@ def _benefit_lines(row: dict[str, Any]) -> list[tuple[str, str]]:
     """(metric, value) rows: the benefit the step measured."""
     b = row["benefit"]
     if row["kind"] == "train":
-        return [("validation loss before training", _fmt(b["eval_loss_before"])),
-                ("validation loss after training", _fmt(b["eval_loss_after"])),
-                ("optimizer steps", _fmt(b["steps"]))]
+        lines = [("validation loss before training", _fmt(b["eval_loss_before"])),
+                 ("validation loss after training", _fmt(b["eval_loss_after"])),
+                 ("optimizer steps", _fmt(b["steps"]))]
+        accuracy = b.get("task_accuracy")
+        if accuracy:
+            for name, key in (("before", "base"), ("after", "trained")):
+                s = accuracy[key]
+                lines.append((f"exact match / token F1 {name} training ({accuracy['n_examples']} held-out)",
+                              f"{_fmt(s['exact_match'])} / {_fmt(s['token_f1'])}"))
+        return lines
     if row["kind"] == "rag":
         k = b.get("k") or "k"
         return [("evaluation", f"{b.get('mode') or 'none'}, {b.get('n_questions') or 0} questions"),

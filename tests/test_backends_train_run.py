@@ -72,6 +72,15 @@ def test_lora_learns_and_merges_within_tolerance(lora_run) -> None:
     # The adapter was loaded back from disk for the merge check: its loss is the trainer's final eval loss.
     assert result.merge.adapter_eval_loss == pytest.approx(result.fit.eval_loss_after, rel=1e-3)
     assert (run_dir / "merged" / "config.json").is_file()
+    # Task accuracy: the base and the trained model answered the same held-out questions.
+    accuracy = result.task_accuracy
+    from backends.train.accuracy import MAX_EXAMPLES
+
+    assert accuracy is not None and accuracy.n_examples == min(result.n_eval_examples, MAX_EXAMPLES)
+    for scores in (accuracy.base, accuracy.trained):
+        assert 0 <= scores.exact_match <= 1 and 0 <= scores.token_f1 <= 1 and scores.mean_nll > 0
+    # The trained model is a different model: it must assign the references another likelihood.
+    assert accuracy.trained.mean_nll != accuracy.base.mean_nll
 
 
 def test_qlora_learns_on_a_4bit_base(runs: Path) -> None:

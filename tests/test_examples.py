@@ -41,6 +41,7 @@ def _check_step(step: dict) -> None:
         assert m["memory_bytes"] > 0 and m["wall_seconds"] > 0 and m["tokens_per_second"] > 0
         assert m["cost_usd_at_plan_gpu_price"] > 0
         assert b["eval_loss_after"] < b["eval_loss_before"]  # the demo model learns the data's token statistics
+        assert b["task_accuracy"]["n_examples"] > 0  # base and trained model answered held-out questions
     elif step["kind"] == "rag":
         assert p["n_chunks"] > 0 and p["index_bytes"] > 0 and p["build_seconds"] > 0
         assert m["n_chunks"] > 0 and m["index_bytes"] > 0 and m["build_seconds"] > 0

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from advisor.schema import MemoryEstimate, Model
+from backends.train.accuracy import TaskAccuracy
 from backends.train.device import DeviceInfo
 from backends.train.fit import FitOutcome
 
@@ -60,6 +61,9 @@ class TrainResult(Model):
     prediction_note: str
     memory: MemoryComparison
     merge: MergeCheck | None = Field(description="None when the plan did not ask for a merge")
+    task_accuracy: TaskAccuracy | None = Field(
+        None, description="Greedy answers of base and trained model on held-out examples; None for DPO or no eval split"
+    )
     artifacts: dict[str, str] = Field(description="Name → path relative to the run directory")
     versions: dict[str, str] = Field(description="Package versions the run used")
 

@@ -170,6 +170,11 @@ def train_here(step: TrainStep, run_dir: Path, *, base_dir: Path, resume: bool) 
         batches = loss_batches(evaluation, tokenizer, step.seq_len)
         merge = MergeCheck(**merge_adapter(base, output_dir, run_dir / MERGED_DIR, train_method, precision, batches))
         artifacts["merged"] = MERGED_DIR
+    accuracy = None
+    if step.method != "dpo" and evaluation:
+        from backends.train.accuracy import task_accuracy
+
+        accuracy = task_accuracy(base, output_dir, evaluation, step.seed)
     seq_len = step.seq_len if step.packing else min(step.seq_len, max(example_lengths(train, tokenizer)))
     predicted, note = predict_memory(step, read_hf_config(base), step.base_model, precision, seq_len=seq_len,
                                      device=device.kind)
@@ -186,7 +191,8 @@ def train_here(step: TrainStep, run_dir: Path, *, base_dir: Path, resume: bool) 
         data_format=examples.format, n_train_examples=len(train), n_eval_examples=len(evaluation),
         seq_len_tokens=seq_len, is_packed=step.packing and step.method != "dpo", device=device, precision=precision,
         precision_reason=precision_reason, fit=outcome, predicted=predicted, prediction_note=note,
-        memory=compare_memory(outcome, predicted), merge=merge, artifacts=artifacts, versions=library_versions(),
+        memory=compare_memory(outcome, predicted), merge=merge, task_accuracy=accuracy, artifacts=artifacts,
+        versions=library_versions(),
     )
     _write_result(result, run_dir)
     return result
