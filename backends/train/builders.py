@@ -20,8 +20,10 @@ __all__ = [
 ]
 
 # Plan optimizer names -> `transformers.TrainingArguments.optim` values (transformers.training_args.OptimizerNames).
+# AdamW is torch's fused kernel (transformers' own default; CUDA and, since torch 2.4, CPU): one pass over each
+# tensor with no foreach temporaries, which is what advisor.estimate.memory assumes for the optimizer step.
 OPTIMIZERS = {
-    "adamw": "adamw_torch",
+    "adamw": "adamw_torch_fused",
     "adamw-8bit": "adamw_bnb_8bit",
     "paged-adamw": "paged_adamw_32bit",
     "paged-adamw-8bit": "paged_adamw_8bit",
