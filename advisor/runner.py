@@ -29,7 +29,7 @@ from advisor.errors import AdvisorError, RunFailedError
 from advisor.plan import Plan, load_plan, resolve_step_paths, save_plan
 from advisor.schema import Answers, Model, PromptStep, RagStep, Recommendation, TrainStep
 
-__all__ = ["RunInput", "RunState", "StepState", "demo_plan", "execute", "prepare", "step_label"]
+__all__ = ["RunInput", "RunState", "StepState", "demo_plan", "execute", "prepare", "step_dir_name", "step_label"]
 
 STATE_FILE = "state.json"
 LOG_DIR = "logs"  # each step's console output, its result as JSON, and a failed step's traceback
@@ -154,11 +154,15 @@ def demo_plan(plan: Plan) -> tuple[Plan, list[str]]:
     return plan.model_copy(update={"steps": steps}), notes
 
 
+def step_dir_name(index: int, step) -> str:
+    """The folder of the step at `index` (from 0) inside the run directory: `1-train-lora`, `2-rag`, ..."""
+    return f"{index + 1}-{step_label(step).replace(' ', '-')}"
+
+
 def _initial_state(inp: RunInput) -> RunState:
     steps = []
     for i, step in enumerate(inp.plan.steps):
-        label = step_label(step)
-        steps.append(StepState(index=i, label=label, dir=f"{i + 1}-{label.replace(' ', '-')}",
+        steps.append(StepState(index=i, label=step_label(step), dir=step_dir_name(i, step),
                                fingerprint=_fingerprint(step.model_dump(mode="json"))))
     return RunState(plan_name=inp.plan.name, plan_fingerprint=_fingerprint([s.fingerprint for s in steps]),
                     demo_substitutions=inp.demo_substitutions, steps=steps)

@@ -34,14 +34,14 @@ def _preview(inp) -> list[str]:
     return lines
 
 
-def _pre_check(inp) -> None:
+def _pre_check(inp, run_dir: Path) -> None:
     """Run every backend's cheap check before anything starts; report all problems together."""
     from advisor.errors import InvalidInputError
     from advisor.plan import resolve_step_paths
-    from advisor.runner import step_label
+    from advisor.runner import step_dir_name, step_label
 
     problems: list[str] = []
-    for i, step in enumerate(inp.plan.steps, start=1):
+    for i, step in enumerate(inp.plan.steps):
         ready = resolve_step_paths(step, inp.base_dir)
         if step.kind == "rag":
             from backends.rag import check
@@ -50,10 +50,10 @@ def _pre_check(inp) -> None:
         elif step.kind == "prompt":
             from backends.prompting import check
 
-            found = check(ready, Path("/nonexistent-run-dir"), base_dir=inp.base_dir)
+            found = check(ready, run_dir / step_dir_name(i, step), base_dir=inp.base_dir)
         else:
             continue  # training checks itself first thing, with the device in hand
-        problems += [f"step {i} ({step_label(step)}): {p}" for p in found]
+        problems += [f"step {i + 1} ({step_label(step)}): {p}" for p in found]
     if problems:
         raise InvalidInputError(problems, hint="fix the plan or the data; nothing has run yet")
 
@@ -72,13 +72,13 @@ def run_command(
         from advisor.errors import AdvisorError
 
         inp = runner.prepare(source, demo=demo)
+        run_dir = out or Path("runs") / inp.plan.name
         for line in _preview(inp):
             typer.echo(line, err=True)
-        _pre_check(inp)
+        _pre_check(inp, run_dir)
         if not yes:
             if not sys.stdin.isatty():
                 raise AdvisorError("confirmation needed and there is no terminal to ask", "add `--yes` to run")
             typer.confirm("run it?", abort=True, err=True)
-        run_dir = out or Path("runs") / inp.plan.name
         runner.execute(inp, run_dir, force=force)
         typer.echo(f"report: {run_dir / 'report.md'} · {run_dir / 'report.html'} · {run_dir / 'result.json'}")
