@@ -433,7 +433,7 @@ def _logit_bytes(spec: EstimateSpec, tokens: int) -> tuple[int, int]:
     """
     m, dt, v = spec.model, _compute_bytes(spec), spec.model.vocab_size
     if spec.loss_kernel == "chunked":
-        tile = min(tokens, FUSED_TOKEN_TILE) * min(v, FUSED_VOCAB_TILE) * dt
+        tile = min(tokens, FUSED_TOKEN_TILE) * FUSED_VOCAB_TILE * dt  # the buffer is full width even for small V
         forward = tile + tokens * FUSED_FP32_PER_TOKEN * 4
         backward = tile + tokens * m.hidden_size * 4
         if spec.train_method == "full":
