@@ -82,11 +82,11 @@ def _load_yaml(path: Path) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with path.open(encoding="utf-8") as fh:
         data = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+    from advisor.fileio import write_text_atomic
+
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, cached)
+        write_text_atomic(cached, json.dumps(data))
     except OSError:
         pass
     return data

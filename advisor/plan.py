@@ -89,15 +89,13 @@ def save_plan(plan: Plan, path: str | Path) -> None:
 
     Absolute paths that exist are written relative to the plan file's folder, so the plan moves with its data.
     """
-    import os
-
     import yaml
+
+    from advisor.fileio import write_text_atomic
 
     path = Path(path)
     plan = rebase_plan(plan, path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False))
 
 
 # --- Recommendation → Plan ------------------------------------------------------------------------

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["collect_run", "write_run_report"]
 
-GiB = 1024**3
-
 
 def _load(run_dir: Path, rel: str | None) -> dict[str, Any]:
     return json.loads((run_dir / rel).read_text(encoding="utf-8")) if rel else {}
@@ -152,7 +150,9 @@ def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "–"
     if unit == "bytes":
-        return f"{value / GiB:.2f} GiB" if value >= GiB / 10 else f"{value / 1024**2:.1f} MiB"
+        from advisor.report import fmt_bytes
+
+        return fmt_bytes(value)
     if unit == "usd":
         return f"${value:,.2f}" if value >= 0.01 else f"${value:.4f}"
     if unit == "s":
@@ -272,11 +272,11 @@ def _html(data: dict[str, Any]) -> str:
 
 def write_run_report(inp: RunInput, state: RunState, run_dir: Path) -> dict[str, Any]:
     """Write `result.json`, `report.md` and `report.html` into `run_dir` (each atomically) and return the data."""
-    from advisor.runner import _write_atomic
+    from advisor.fileio import write_text_atomic
 
     data = collect_run(inp, state, run_dir)
     text = _markdown(data)
-    _write_atomic(run_dir / "result.json", json.dumps(data, indent=2, default=str))
-    _write_atomic(run_dir / "report.md", text)
-    _write_atomic(run_dir / "report.html", _html(data))
+    write_text_atomic(run_dir / "result.json", json.dumps(data, indent=2, default=str))
+    write_text_atomic(run_dir / "report.md", text)
+    write_text_atomic(run_dir / "report.html", _html(data))
     return data

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import importlib
 import json
-import os
 import sys
 import time
 import traceback
@@ -26,6 +25,7 @@ from pydantic import Field
 
 from advisor import __version__
 from advisor.errors import AdvisorError, RunFailedError
+from advisor.fileio import write_text_atomic
 from advisor.plan import Plan, load_plan, resolve_step_paths, save_plan
 from advisor.schema import Answers, Model, PromptStep, RagStep, Recommendation, TrainStep
 
@@ -168,14 +168,8 @@ def _initial_state(inp: RunInput) -> RunState:
                     demo_substitutions=inp.demo_substitutions, steps=steps)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _save_state(run_dir: Path, state: RunState) -> None:
-    _write_atomic(run_dir / STATE_FILE, state.model_dump_json(indent=2))
+    write_text_atomic(run_dir / STATE_FILE, state.model_dump_json(indent=2))
 
 
 def _load_or_start(inp: RunInput, run_dir: Path) -> RunState:
@@ -251,7 +245,7 @@ def _write_inputs(inp: RunInput, run_dir: Path) -> None:
         shutil.copyfile(inp.source, run_dir / "answers.yaml")
     save_plan(inp.plan, run_dir / "plan.yaml")
     if inp.recommendation is not None:
-        _write_atomic(run_dir / "recommendation.json", inp.recommendation.model_dump_json(indent=2))
+        write_text_atomic(run_dir / "recommendation.json", inp.recommendation.model_dump_json(indent=2))
 
 
 def execute(
@@ -321,6 +315,6 @@ def _run_step(step, st: StepState, inp: RunInput, state: RunState, run_dir: Path
         raise RunFailedError(f"step {st.index + 1} ({st.label}) failed: {cause}",
                              hint or f"fix it, then run the same command again: finished steps are kept in `{run_dir}`") from exc
     result_path = run_dir / LOG_DIR / f"{st.dir}.result.json"
-    _write_atomic(result_path, result.model_dump_json(indent=2))
+    write_text_atomic(result_path, result.model_dump_json(indent=2))
     st.status, st.seconds, st.result_file = "done", time.perf_counter() - began, str(result_path.relative_to(run_dir))
     _save_state(run_dir, state)

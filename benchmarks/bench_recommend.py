@@ -8,7 +8,6 @@ command answers in well under a second; `--help` is the floor every command pays
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -16,18 +15,10 @@ import time
 from pathlib import Path
 
 import yaml
+from bench_cold_start import _median_seconds  # the same timer for every start-up benchmark
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "seed-scenarios.yaml"
 HELP = [sys.executable, "-m", "advisor", "--help"]
-
-
-def _median_seconds(cmd: list[str], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

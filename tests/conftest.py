@@ -43,3 +43,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def assert_user_error(result, *fragments: str, preamble: bool = False) -> None:
+    """The CLI contract for bad input: exit 2, one `error:` line on stderr, no traceback, nothing on stdout.
+
+    Args:
+        result: A `typer.testing.CliRunner` result.
+        fragments: Text the error must contain.
+        preamble: The command may print progress to stderr before the error (e.g. `advisor run`'s plan).
+    """
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.count("error:") == 1, result.stderr
+    if not preamble:
+        assert result.stderr.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    assert result.stdout == ""

@@ -7,6 +7,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from conftest import assert_user_error
 from typer.testing import CliRunner
 
 from advisor.cli import _register, app
@@ -67,44 +68,37 @@ def test_model_from_a_config_json_path(tmp_path):
     assert from_path["memory"]["n_params"] == from_catalog["memory"]["n_params"]
 
 
-def _assert_one_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.stderr.count("error:") == 1
-    for fragment in fragments:
-        assert fragment in result.stderr
-
 
 def test_unknown_gpu_suggests_close_names():
-    _assert_one_error(invoke("estimate", "--model", "llama-3.1-8b", "--gpu", "a100-80"),
+    assert_user_error(invoke("estimate", "--model", "llama-3.1-8b", "--gpu", "a100-80"),
                       "unknown GPU `a100-80`", "a100-80gb", "advisor gpus")
 
 
 def test_unknown_model_suggests_and_names_the_path_option():
-    _assert_one_error(invoke("estimate", "--model", "lama-3.1-8b"), "llama-3.1-8b", "advisor models", "config.json")
+    assert_user_error(invoke("estimate", "--model", "lama-3.1-8b"), "llama-3.1-8b", "advisor models", "config.json")
 
 
 def test_impossible_values_are_reported_together():
     result = invoke("estimate", "--model", "llama-3.2-1b", "--lora-rank", "0", "--batch-size", "-1", "--seq-len", "0")
-    _assert_one_error(result, "--lora-rank", "--batch-size", "--seq-len")
+    assert_user_error(result, "--lora-rank", "--batch-size", "--seq-len")
 
 
 def test_lora_rank_above_hidden_size():
-    _assert_one_error(invoke("estimate", "--model", "llama-3.2-1b", "--lora-rank", "4096"),
+    assert_user_error(invoke("estimate", "--model", "llama-3.2-1b", "--lora-rank", "4096"),
                       "lora_rank must be ≤ hidden_size")
 
 
 def test_unknown_lora_target_lists_valid_names():
-    _assert_one_error(invoke("estimate", "--model", "llama-3.2-1b", "--lora-targets", "q_proj,qkv"), "q_proj")
+    assert_user_error(invoke("estimate", "--model", "llama-3.2-1b", "--lora-targets", "q_proj,qkv"), "q_proj")
 
 
 def test_config_json_missing_a_field_names_it(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": 100}))
-    _assert_one_error(invoke("estimate", "--model", str(tmp_path / "config.json")), "hidden_size")
+    assert_user_error(invoke("estimate", "--model", str(tmp_path / "config.json")), "hidden_size")
 
 
 def test_search_without_gpu_is_an_input_error():
-    _assert_one_error(invoke("estimate", "--model", "llama-3.2-1b", "--max-batch"), "--gpu")
+    assert_user_error(invoke("estimate", "--model", "llama-3.2-1b", "--max-batch"), "--gpu")
 
 
 def test_models_and_gpus_list_the_catalogs():

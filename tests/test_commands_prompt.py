@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import assert_user_error
 from typer.testing import CliRunner
 
 from advisor.cli import _register, app
@@ -25,14 +26,6 @@ def _plan(tmp_path: Path, **step) -> Path:
     return path
 
 
-def _assert_user_error(result, fragment: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.count("error:") == 1
-    assert result.stderr.startswith("error: ")
-    assert fragment in result.stderr
-    assert result.stdout == ""
-
 
 @pytest.mark.parametrize(
     ("step", "fragment"),
@@ -46,20 +39,20 @@ def _assert_user_error(result, fragment: str) -> None:
 )
 def test_bad_input_is_one_error_line(tmp_path: Path, step: dict, fragment: str) -> None:
     result = CliRunner().invoke(app, ["prompt", "run", str(_plan(tmp_path, **step)), "--out", str(tmp_path / "r")])
-    _assert_user_error(result, fragment)
+    assert_user_error(result, fragment)
     assert not (tmp_path / "r").exists()  # nothing half-written
 
 
 def test_malformed_lines_are_all_listed_with_numbers(tmp_path: Path) -> None:
     plan = _plan(tmp_path, examples_path=str(FIXTURES / "bad_lines.jsonl"))
     result = CliRunner().invoke(app, ["prompt", "run", str(plan), "--out", str(tmp_path / "r")])
-    _assert_user_error(result, "bad_lines.jsonl:2: missing field `output`")
+    assert_user_error(result, "bad_lines.jsonl:2: missing field `output`")
     assert "bad_lines.jsonl:3:" in result.stderr and "hint:" in result.stderr
 
 
 def test_budget_hint_names_the_smallest_budget_that_works(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["prompt", "run", str(_plan(tmp_path, max_prompt_tokens=20))])
-    _assert_user_error(result, "max_prompt_tokens 20")
+    assert_user_error(result, "max_prompt_tokens 20")
     needed = int(result.stderr.split("at least ")[1].split(",")[0])
     ok = CliRunner().invoke(app, ["prompt", "run", str(_plan(tmp_path, max_prompt_tokens=needed)),
                                   "--out", str(tmp_path / "ok")])
@@ -68,10 +61,10 @@ def test_budget_hint_names_the_smallest_budget_that_works(tmp_path: Path) -> Non
 
 
 def test_missing_plan_and_plan_without_prompt_step(tmp_path: Path) -> None:
-    _assert_user_error(CliRunner().invoke(app, ["prompt", "run", str(tmp_path / "nope.yaml")]), "does not exist")
+    assert_user_error(CliRunner().invoke(app, ["prompt", "run", str(tmp_path / "nope.yaml")]), "does not exist")
     plan = tmp_path / "rag.yaml"
     plan.write_text(yaml.safe_dump({"steps": [{"kind": "rag", "docs_dir": "docs"}]}))
-    _assert_user_error(CliRunner().invoke(app, ["prompt", "run", str(plan)]), "has no `prompt` step")
+    assert_user_error(CliRunner().invoke(app, ["prompt", "run", str(plan)]), "has no `prompt` step")
 
 
 def test_run_prints_a_summary_and_json(tmp_path: Path) -> None:

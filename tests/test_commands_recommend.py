@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import assert_user_error
 from typer.testing import CliRunner
 
 from advisor.cli import _register, app
@@ -25,14 +26,6 @@ def _answers_file(tmp_path: Path, scenario: str = "seed-09", **changes) -> Path:
     path.write_text(yaml.safe_dump({**SCENARIOS[scenario]["inputs"], **changes}))
     return path
 
-
-def _assert_user_error(result, *fragments: str) -> None:  # noqa: ANN001
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.startswith("error: ") and result.stderr.count("error:") == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
-    assert result.stdout == ""
 
 
 def test_recommend_json(tmp_path: Path) -> None:
@@ -76,7 +69,7 @@ def test_rules_check_ok_and_all_problems(tmp_path: Path) -> None:
                                      "    rationale: r\n    source: s\n  - id: y\n    when: gpu.owned\n")
     (tmp_path / "b.yaml").write_text("rules:\n  - id: z\n    when: [oops\n")
     result = CliRunner().invoke(app, ["rules", "check", str(tmp_path)])
-    _assert_user_error(result, "a.yaml: rule x: unknown fact `data.n_exampel`; did you mean `data.n_examples`?",
+    assert_user_error(result, "a.yaml: rule x: unknown fact `data.n_exampel`; did you mean `data.n_examples`?",
                        "a.yaml: rule y: missing `rationale`", "b.yaml:4:1: rule z: invalid YAML")
 
 
@@ -94,20 +87,20 @@ def test_rules_check_ok_and_all_problems(tmp_path: Path) -> None:
 )
 def test_bad_answers_are_one_error_with_every_problem(tmp_path: Path, changes: dict, fragments: list[str]) -> None:
     result = CliRunner().invoke(app, ["recommend", str(_answers_file(tmp_path, **changes))])
-    _assert_user_error(result, *fragments)
+    assert_user_error(result, *fragments)
 
 
 def test_incomplete_file_missing_file_bad_yaml_unknown_rule_bad_suffix(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("task: nothing else\n")
-    _assert_user_error(CliRunner().invoke(app, ["recommend", str(empty)]), "goal: Field required")
-    _assert_user_error(CliRunner().invoke(app, ["recommend", str(tmp_path / "none.yaml")]), "does not exist")
+    assert_user_error(CliRunner().invoke(app, ["recommend", str(empty)]), "goal: Field required")
+    assert_user_error(CliRunner().invoke(app, ["recommend", str(tmp_path / "none.yaml")]), "does not exist")
     broken = tmp_path / "broken.yaml"
     broken.write_text("goal: [style_format\n")
-    _assert_user_error(CliRunner().invoke(app, ["recommend", str(broken)]), "not valid YAML at line")
+    assert_user_error(CliRunner().invoke(app, ["recommend", str(broken)]), "not valid YAML at line")
     answers = _answers_file(tmp_path)
-    _assert_user_error(CliRunner().invoke(app, ["recommend", str(answers), "--skip-rule", "nope"]), "unknown rule `nope`")
-    _assert_user_error(CliRunner().invoke(app, ["recommend", str(answers), "--report", str(tmp_path / "r.pdf")]),
+    assert_user_error(CliRunner().invoke(app, ["recommend", str(answers), "--skip-rule", "nope"]), "unknown rule `nope`")
+    assert_user_error(CliRunner().invoke(app, ["recommend", str(answers), "--report", str(tmp_path / "r.pdf")]),
                        "must end in `.md` or `.html`")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import assert_user_error
 from typer.testing import CliRunner
 
 from advisor.cli import _register, app
@@ -25,14 +26,6 @@ def _plan(tmp_path: Path, **step) -> Path:
     return path
 
 
-def _assert_user_error(result, fragment: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.count("error:") == 1
-    assert result.stderr.startswith("error: ")
-    assert fragment in result.stderr
-    assert result.stdout == ""
-
 
 @pytest.mark.parametrize(
     ("step", "fragment"),
@@ -48,15 +41,15 @@ def _assert_user_error(result, fragment: str) -> None:
 @pytest.mark.parametrize("command", ["check", "run"])
 def test_bad_input_is_one_error_line(tmp_path: Path, step: dict, fragment: str, command: str) -> None:
     result = CliRunner().invoke(app, ["train", command, str(_plan(tmp_path, **step)), "--out", str(tmp_path / "r")])
-    _assert_user_error(result, fragment)
+    assert_user_error(result, fragment)
     assert not (tmp_path / "r").exists()  # nothing half-written
 
 
 def test_missing_plan_and_plan_without_train_step(tmp_path: Path) -> None:
-    _assert_user_error(CliRunner().invoke(app, ["train", "check", str(tmp_path / "nope.yaml")]), "does not exist")
+    assert_user_error(CliRunner().invoke(app, ["train", "check", str(tmp_path / "nope.yaml")]), "does not exist")
     plan = tmp_path / "rag.yaml"
     plan.write_text(yaml.safe_dump({"steps": [{"kind": "rag", "docs_dir": "docs"}]}))
-    _assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan)]), "has no `train` step")
+    assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan)]), "has no `train` step")
 
 
 def test_run_refuses_a_used_folder_and_an_empty_resume(tmp_path: Path) -> None:
@@ -64,8 +57,8 @@ def test_run_refuses_a_used_folder_and_an_empty_resume(tmp_path: Path) -> None:
     out = tmp_path / "used"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    _assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out)]), "is not empty")
-    _assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out), "--resume"]),
+    assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out)]), "is not empty")
+    assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out), "--resume"]),
                        "nothing to resume")
     assert (out / "notes.txt").read_text() == "mine"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import assert_user_error
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -151,20 +152,14 @@ def test_demo_substitutes_models_and_caps_steps(tmp_path):
     assert "meta-llama/Llama-3.2-3B" in inp.demo_substitutions[0]
 
 
-def _one_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.count("error:") == 1
-    for fragment in fragments:
-        assert fragment in result.stderr
-
 
 def test_cli_without_terminal_needs_yes(plan_file):
-    _one_error(CliRunner().invoke(app, ["run", str(plan_file)]), "confirmation", "--yes")
+    assert_user_error(CliRunner().invoke(app, ["run", str(plan_file)]), "confirmation", "--yes",
+                      preamble=True)
 
 
 def test_cli_missing_input_file(tmp_path):
-    _one_error(CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml"), "--yes"]), "does not exist")
+    assert_user_error(CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml"), "--yes"]), "does not exist")
 
 
 def test_cli_step_failure_names_the_step_and_exits_1(fake_backends, plan_file, tmp_path):

@@ -365,15 +365,10 @@ def _save_answers(answers: Answers, output: Path, screen: Screen) -> Answers:
     from advisor.questionnaire import answers_yaml, relocate_paths
 
     answers = relocate_paths(answers, output.parent, Path.cwd())
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    from advisor.fileio import write_text_atomic
+
     try:
-        try:
-            with tmp.open("x", encoding="utf-8") as fh:
-                fh.write(answers_yaml(answers))
-            os.replace(tmp, output)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_text_atomic(output, answers_yaml(answers))
     except OSError as exc:
         raise AdvisorError(f"cannot write `{output}`: {exc.strerror or exc}") from None
     screen.say(f"answers written to {output}", "answer")

@@ -35,9 +35,10 @@ def choose_precision(gpu: GpuSpec | None, requested: Precision | None) -> tuple[
     return "fp16-mixed", f"auto: {gpu.name} has no bf16, so fp16 autocast with fp32 master weights (loss scaling)"
 
 
-def usable_bytes(gpu: GpuSpec, headroom: float = DEFAULT_HEADROOM) -> int:
-    """Memory a job may plan to use on `gpu`."""
-    return int(gpu.memory_bytes * (1 - headroom))
+def usable_bytes(gpu: GpuSpec | int, headroom: float = DEFAULT_HEADROOM) -> int:
+    """Memory a job may plan to use on `gpu` (a catalog GPU, or a device's memory in bytes)."""
+    memory = gpu if isinstance(gpu, int) else gpu.memory_bytes
+    return int(memory * (1 - headroom))
 
 
 def fits(estimate: MemoryEstimate, gpu: GpuSpec, headroom: float = DEFAULT_HEADROOM) -> bool:

@@ -347,6 +347,14 @@ class _States:
     gather: int  # ZeRO-3/FSDP: all-gathered full layers in flight (current + prefetched)
 
 
+def _dequant_bytes(spec: EstimateSpec) -> int:
+    """QLoRA: the largest linear dequantized to the compute dtype while it runs (one at a time); else 0."""
+    if spec.train_method != "qlora":
+        return 0
+    big = _largest_linear(spec.model)
+    return big.in_features * big.out_features * _compute_bytes(spec)
+
+
 def _largest_linear(model: ModelSpec) -> P.LinearModule:
     """The largest nn.Linear of a block (what bitsandbytes quantizes and dequantizes one at a time)."""
     linears = [mod for mod in P.layer_linears(model) if mod.is_nn_linear] or P.layer_linears(model)
@@ -367,7 +375,7 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
             f"{nf4.unquantized_bytes} B in {unq}-byte dtype (bitsandbytes via transformers)"
         )
     else:
-        base = (inv.n_params if method in ("full", None) else inv.n_params) * wb
+        base = inv.n_params * wb
     weights, master = base, 0
     if spec.uses_lora:
         weights += n_trainable * _adapter_bytes(spec)
@@ -449,10 +457,7 @@ def _logit_bytes(spec: EstimateSpec, tokens: int) -> tuple[int, int]:
 def _training_phases(spec: EstimateSpec, st: _States, acts: ActivationBytes) -> dict[str, int]:
     tokens = spec.batch_size * spec.seq_len
     resident = st.weights + st.master + st.optimizer + st.reference + st.gather
-    workspace = 0
-    if spec.train_method == "qlora":
-        big = _largest_linear(spec.model)
-        workspace = big.in_features * big.out_features * _compute_bytes(spec)  # one dequantized weight
+    workspace = _dequant_bytes(spec)
     logits_fwd, logits_bwd = _logit_bytes(spec, tokens)
     # DPO scores chosen and rejected (2 sequences per pair) with the policy, and with the reference
     # under no_grad first (its logits are freed before the policy's forward).
@@ -554,11 +559,10 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
     peak_phase = max(phases, key=phases.__getitem__)
     tokens = act_spec.batch_size * act_spec.seq_len
     logits_fwd, logits_bwd = _logit_bytes(act_spec, tokens)
-    workspace = 0
-    if spec.train_method == "qlora":
-        big = _largest_linear(spec.model)
-        workspace = big.in_features * big.out_features * _compute_bytes(spec)
-        notes.append(f"QLoRA: the largest linear ({big.name}) dequantized to 16-bit while it runs")
+    workspace = _dequant_bytes(spec)
+    if workspace:
+        notes.append(f"QLoRA: the largest linear ({_largest_linear(spec.model).name}) dequantized to the compute "
+                     "dtype while it runs")
     notes += [
         f"activations: tensors autograd saves per decoder block ({acts.per_block} B at micro-batch "
         f"{act_spec.batch_size} × {spec.seq_len} tokens, attention `{spec.attention}`)"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from advisor.errors import AdvisorError, InvalidInputError
+from advisor.fileio import write_text_atomic
 from advisor.schema import PromptStep
 from backends.prompting.results import RESULT_FILE, BudgetFit, PromptResult, Shot
 from backends.prompting.selection import (
@@ -191,12 +191,6 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _evaluation_note(inputs: _Inputs, step: PromptStep, n_shots: int) -> str:
     if inputs.model_kind == "remote":
         return (f"skipped: `{step.model}` is not a local model folder or `tiny-demo`; scoring a prompt needs the "
@@ -253,17 +247,17 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
         model_path = build_tiny_demo(inputs.pool, run_dir / DEMO_DIR, seed=step.seed)
         artifacts["base_model"] = DEMO_DIR
     template = build_messages(inputs.system, shots, [{"role": "user", "content": QUESTION_PLACEHOLDER}])
-    _write(run_dir / "prompt.json", json.dumps({"messages": template}, indent=2, ensure_ascii=False) + "\n")
-    _write(run_dir / "prompt.txt", render_text(template, inputs.tokenizer, add_generation_prompt=True))
+    write_text_atomic(run_dir / "prompt.json", json.dumps({"messages": template}, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(run_dir / "prompt.txt", render_text(template, inputs.tokenizer, add_generation_prompt=True))
     save_plan(Plan(name=plan_name, steps=[step]), run_dir / PLAN_FILE)
-    _write(run_dir / "versions.json", json.dumps(_versions(), indent=2) + "\n")
+    write_text_atomic(run_dir / "versions.json", json.dumps(_versions(), indent=2) + "\n")
     evaluation = None
     if inputs.model_kind != "remote" and inputs.held_out:
         from backends.prompting.evaluation import evaluate_prompts
 
         evaluation, rows = evaluate_prompts(model_path, inputs.system, shots,
                                             inputs.held_out[: step.max_eval_examples], seed=step.seed)
-        _write(run_dir / "eval_examples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_text_atomic(run_dir / "eval_examples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         artifacts["eval_examples"] = "eval_examples.jsonl"
     is_demo = inputs.model_kind == "demo"
     result = PromptResult(
@@ -283,5 +277,5 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
         evaluation=evaluation, evaluation_note=_evaluation_note(inputs, step, len(shots)),
         artifacts={**artifacts, "result": RESULT_FILE}, versions=_versions(),
     )  # fmt: skip
-    _write(run_dir / RESULT_FILE, result.model_dump_json(indent=2) + "\n")
+    write_text_atomic(run_dir / RESULT_FILE, result.model_dump_json(indent=2) + "\n")
     return result

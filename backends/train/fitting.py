@@ -33,9 +33,14 @@ def count_params(hf_config: dict, step: TrainStep) -> tuple[int, int]:
 
 
 def fits(estimate: MemoryEstimate, device: DeviceInfo) -> bool:
-    """Whether the estimate fits the device: GPU memory as nvidia-smi sees it; on CPU the allocated peak."""
+    """Whether the estimate fits the device with the advisor's headroom (the same test `advisor estimate` makes).
+
+    On a GPU the whole peak (context and fragmentation included); on a CPU the allocated peak.
+    """
+    from advisor.estimate.fit import usable_bytes
+
     needed = estimate.peak_bytes if device.kind == "cuda" else estimate.peak_allocated_bytes
-    return needed <= device.memory_bytes
+    return needed <= usable_bytes(device.memory_bytes)
 
 
 def _candidate_changes(step: TrainStep) -> list[dict]:

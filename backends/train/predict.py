@@ -1,7 +1,7 @@
 """The estimator's prediction for the run's own settings: the one bridge to `advisor.estimate.memory`.
 
-Returns nothing (with the reason) when the estimator or the catalog reader is not installed, or the
-architecture is one it does not model: a missing prediction is reported as missing, never made up.
+Returns nothing (with the reason) when the architecture is one the estimator does not model (e.g. GPT-2):
+a missing prediction is reported as missing, never made up.
 """
 
 from __future__ import annotations
@@ -69,15 +69,16 @@ def predict_memory(step: TrainStep, hf_config: dict, model_name: str, precision:
     Returns:
         (estimate, note): the estimate, or None with the reason it is missing.
     """
-    try:
-        from advisor.catalog import model_spec_from_hf_config
-        from advisor.estimate.memory import estimate_memory
-    except ImportError as exc:
-        return None, f"no prediction: the estimator is not available in this install ({exc})"
+    from advisor.catalog import model_spec_from_hf_config
+    from advisor.errors import AdvisorError
+    from advisor.estimate.memory import estimate_memory
+
     try:
         model_spec = model_spec_from_hf_config(hf_config, model_name, model_name)
         spec = estimate_spec(step, model_spec, precision, seq_len=seq_len, batch_size=batch_size, for_eval=for_eval,
                              device=device)
         return estimate_memory(spec), "advisor.estimate.memory.estimate_memory for the settings of this run"
+    except AdvisorError as exc:  # an architecture the catalog reader does not know, or a field it lacks
+        return None, f"no prediction: the estimator cannot describe `{model_name}` ({exc.message})".replace("\n", " ")
     except (ValueError, KeyError) as exc:  # pydantic.ValidationError is a ValueError
         return None, f"no prediction: the estimator cannot describe `{model_name}` ({exc})".replace("\n", " ")

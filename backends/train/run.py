@@ -7,12 +7,12 @@ launches `python -m backends.train` on every GPU through `accelerate launch`, th
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from advisor.errors import AdvisorError, RunFailedError
+from advisor.fileio import write_text_atomic
 from advisor.schema import TrainStep
 from backends.train.check import check, raise_for_errors, resolve_path
 from backends.train.data import load_examples, split_examples
@@ -68,9 +68,7 @@ def _write_provenance(step: TrainStep, run_dir: Path, plan_name: str) -> None:
 
 
 def _write_result(result: TrainResult, run_dir: Path) -> None:
-    tmp = run_dir / (RESULT_FILE + ".tmp")
-    tmp.write_text(result.model_dump_json(indent=2) + "\n")
-    os.replace(tmp, run_dir / RESULT_FILE)
+    write_text_atomic(run_dir / RESULT_FILE, result.model_dump_json(indent=2) + "\n")
 
 
 def run(step: TrainStep, run_dir: str | Path, *, base_dir: str | Path = ".", resume: bool = False,
