@@ -1,5 +1,5 @@
 """`python -m advisor` runs the command-line interface."""
 
-from advisor.cli import main
+from advisor.app.cli import main
 
 main()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from advisor.schema import Model
+from advisor.core.models import Model
 
 __all__ = ["RunBackend"]
 

@@ -29,9 +29,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from advisor.catalog import load_models
-from advisor.errors import AdvisorError
-from advisor.schema import EstimateSpec, MemoryEstimate
+from advisor.core.catalog import load_models
+from advisor.core.errors import AdvisorError
+from advisor.core.models import EstimateSpec, MemoryEstimate
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared/calibration/memory-published.csv"
 GB, GIB = 1e9, 2**30
@@ -418,7 +418,7 @@ def run(rows: list[dict[str, str]]) -> tuple[list[Result], list[tuple[int, Skip]
 
 
 def _estimate(spec: EstimateSpec) -> MemoryEstimate:
-    from advisor.estimate.memory import estimate_memory
+    from advisor.core.estimate.memory import estimate_memory
 
     return estimate_memory(spec)
 

@@ -47,8 +47,8 @@ def main() -> None:
 
     faiss.omp_set_num_threads(args.threads)
 
+    from advisor.core.estimate.index import index_params
     from backends.rag.index import build_faiss_index
-    from backends.rag.sizing import index_params
 
     print(f"# RAG index latency and recall, {date.today()}, {platform.machine()}, faiss {faiss.__version__}, "
           f"{faiss.omp_get_max_threads()} threads, d={DIM}, k={K}, synthetic vectors")  # fmt: skip

@@ -35,8 +35,8 @@ def main() -> None:
         help_s = _median_seconds(HELP, args.repeat)
         rec_s = _median_seconds(recommend_cmd, args.repeat)
         json_s = _median_seconds([*recommend_cmd, "--json"], args.repeat)
-    from advisor.recommend import recommend
-    from advisor.schema import Answers
+    from advisor.core.models import Answers
+    from advisor.core.recommend import recommend
 
     answers_model = Answers(**scenario["inputs"])
     recommend(answers_model)  # load rules and catalogs once, as the CLI does on its first call

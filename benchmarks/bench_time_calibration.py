@@ -9,7 +9,7 @@ training time, and the implied MFU (measured tokens/s × FLOPs per token / (peak
 implied MFU per (GPU class, method, framework), and the median absolute time error with the current defaults
 against the medians the rows support.
 
-FLOPs per token are `advisor.estimate.compute.flops_per_token` (recomputation included when the run
+FLOPs per token are `advisor.core.estimate.compute.flops_per_token` (recomputation included when the run
 checkpoints), so an implied MFU here is exactly the `utilization=` that would have predicted the run.
 
 Token counts. torchtune reports tokens/s itself (label tokens that are not padding; the README's multi-GPU
@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_memory_calibration import DEFAULT_CSV, Skip, _source_kind, build_case  # noqa: E402
 
-from advisor.catalog import load_gpus  # noqa: E402
-from advisor.errors import AdvisorError  # noqa: E402
-from advisor.estimate.compute import default_utilization, flops_per_token, peak_tflops  # noqa: E402
-from advisor.schema import EstimateSpec, GpuSpec  # noqa: E402
+from advisor.core.catalog import load_gpus  # noqa: E402
+from advisor.core.errors import AdvisorError  # noqa: E402
+from advisor.core.estimate.compute import default_utilization, flops_per_token, peak_tflops  # noqa: E402
+from advisor.core.models import EstimateSpec, GpuSpec  # noqa: E402
 
 # Alpaca sample lengths (prompt template included), modelled as log-normal: median 110 tokens (litgpt
 # tutorials/prepare_dataset.md histogram, quoted in shared/research/memory-estimators.md) and a spread that

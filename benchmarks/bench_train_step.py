@@ -34,7 +34,7 @@ SEQ_LEN = 64
 
 
 def _step(method: str, max_steps: int, **extra):
-    from advisor.schema import TrainStep
+    from advisor.core.models import TrainStep
 
     return TrainStep(method=method, base_model="tiny-demo", data_path=str(DATA), seq_len=SEQ_LEN,
                      batch_size=BATCH_SIZE, max_steps=max_steps, learning_rate=1e-3, grad_ckpt=False,

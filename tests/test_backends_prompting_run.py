@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import AdvisorError, InvalidInputError
-from advisor.schema import PromptStep
+from advisor.core.errors import AdvisorError, InvalidInputError
+from advisor.core.models import PromptStep
 from backends.prompting import PromptResult, check, run
 from backends.train.data import load_examples, split_examples
 

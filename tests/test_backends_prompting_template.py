@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from advisor.errors import AdvisorError
+from advisor.core.errors import AdvisorError
 from backends.prompting.selection import Cluster
 from backends.prompting.template import (
     CHARS_PER_TOKEN,

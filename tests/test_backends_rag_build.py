@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import AdvisorError
+from advisor.core.errors import AdvisorError
 from backends.rag import build_index, query_index
 from backends.rag.store import build_lock, open_index
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import AdvisorError
+from advisor.core.errors import AdvisorError
 from backends.rag import build_index, query_index
 
 pytest.importorskip("faiss")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import InvalidInputError
-from advisor.schema import RagStep
+from advisor.core.errors import InvalidInputError
+from advisor.core.models import RagStep
 from backends import rag
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rag"

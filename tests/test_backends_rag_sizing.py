@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from backends.rag.sizing import (
+from advisor.core.estimate.index import (
     AUTO_FLAT_MAX_VECTORS,
     AUTO_HNSW_MAX_VECTORS,
     choose_index_type,
@@ -73,5 +73,5 @@ def test_index_bytes_match_a_real_faiss_file(tmp_path, kind: str) -> None:
 def test_sizing_imports_nothing_heavy() -> None:
     import subprocess
 
-    code = "import sys, backends.rag.sizing; print(sorted(m for m in ('numpy', 'faiss', 'torch') if m in sys.modules))"
+    code = "import sys, advisor.core.estimate.index; print(sorted(m for m in ('numpy', 'faiss', 'torch') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import AdvisorError
-from advisor.schema import TrainStep
+from advisor.core.errors import AdvisorError
+from advisor.core.models import TrainStep
 from backends.train.device import DeviceInfo, choose_precision
 from backends.train.launch import accelerate_config, launch_command, write_accelerate_config
 
@@ -143,10 +143,10 @@ def test_param_count_matches_real_model(tmp_path: Path) -> None:
 
 def test_prediction_comes_from_the_estimator(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    estimator = pytest.importorskip("advisor.estimate.memory",
-                                    reason="advisor.estimate.memory.estimate_memory is not written yet")
+    estimator = pytest.importorskip("advisor.core.estimate.memory",
+                                    reason="advisor.core.estimate.memory.estimate_memory is not written yet")
     if not hasattr(estimator, "estimate_memory"):
-        pytest.skip("advisor.estimate.memory has no estimate_memory yet")
+        pytest.skip("advisor.core.estimate.memory has no estimate_memory yet")
     from backends.train.predict import predict_memory
     from backends.train.tiny import build_tokenizer, tiny_config
 

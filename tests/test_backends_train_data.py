@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import AdvisorError, InvalidInputError
+from advisor.core.errors import AdvisorError, InvalidInputError
 from backends.train.data import detect_format, load_examples, split_examples
 from backends.train.tokens import length_stats
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from advisor.catalog import load_model_rows
-from advisor.schema import TrainStep
+from advisor.core.catalog import load_model_rows
+from advisor.core.models import TrainStep
 from backends.train.predict import predict_memory
 
 

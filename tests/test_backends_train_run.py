@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advisor.schema import TrainStep
+from advisor.core.models import TrainStep
 
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
 ROOT = Path(__file__).parents[1]
@@ -122,7 +122,7 @@ def test_dpo_on_top_of_the_sft_adapter(lora_run, runs: Path, tmp_path: Path) -> 
 def test_resume_after_sigkill_finishes_the_run(runs: Path) -> None:
     from typer.testing import CliRunner
 
-    from advisor.cli import _register, app
+    from advisor.app.cli import _register, app
 
     plan = runs / "resume-plan.yaml"
     step = _step(method="lora", max_steps=100, learning_rate=1e-2, eval_fraction=0.1).model_dump()

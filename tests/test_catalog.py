@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor import catalog
-from advisor.errors import AdvisorError, InvalidInputError, UnknownNameError
+from advisor.core import catalog
+from advisor.core.errors import AdvisorError, InvalidInputError, UnknownNameError
 
 # Names other modules rely on (DESIGN/briefs): they must resolve exactly.
 REQUIRED_MODELS = [
@@ -44,7 +44,7 @@ def test_catalog_files_are_found_through_rules_dir() -> None:
 def test_rules_dir_prefers_the_installed_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package = tmp_path / "advisor"
     (package / "_rules").mkdir(parents=True)
-    monkeypatch.setattr(catalog, "__file__", str(package / "catalog.py"))
+    monkeypatch.setattr(catalog, "__file__", str(package / "core" / "catalog.py"))
     assert catalog.rules_dir() == package / "_rules"
 
 
@@ -206,7 +206,7 @@ def test_catalog_import_stays_light() -> None:
     import sys
 
     code = (
-        "import sys, advisor.catalog as c; c.load_models(); c.load_gpus(); "
+        "import sys, advisor.core.catalog as c; c.load_models(); c.load_gpus(); "
         "print([m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

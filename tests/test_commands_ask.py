@@ -18,11 +18,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from advisor.cli import _register, app
-from advisor.commands import ask as ask_module
-from advisor.commands.ask import Screen, _fd_keys, ask_question, interview, split_key
-from advisor.questionnaire import QUESTIONS
-from advisor.schema import Answers
+from advisor.app.cli import _register, app
+from advisor.app.commands import ask as ask_module
+from advisor.app.commands.ask import Screen, _fd_keys, ask_question, interview, split_key
+from advisor.app.questionnaire import QUESTIONS
+from advisor.core.models import Answers
 
 _register()
 BY_KEY = {q.key: q for q in QUESTIONS}
@@ -370,9 +370,9 @@ HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "faiss", "sente
 LIGHT_PROBE = """
 import contextlib, itertools, json, sys
 from typer.testing import CliRunner
-from advisor.cli import _register, app
+from advisor.app.cli import _register, app
 _register()
-from advisor.commands import ask
+from advisor.app.commands import ask
 ask._interactive = lambda: True
 ask._run_available = lambda: False
 keys = itertools.chain(["space", "enter"], itertools.repeat("enter"))

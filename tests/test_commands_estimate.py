@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_user_error
 from typer.testing import CliRunner
 
-from advisor.cli import _register, app
+from advisor.app.cli import _register, app
 
 _register()
 runner = CliRunner()
@@ -111,10 +111,11 @@ def test_models_and_gpus_list_the_catalogs():
 
 
 def test_rendered_estimate_matches_golden(update_golden):
-    from advisor import catalog, report
-    from advisor.estimate.fit import choose_precision
-    from advisor.estimate.job import JobRequest, run_estimate
-    from advisor.schema import EstimateSpec
+    from advisor.app.render import terminal as report
+    from advisor.core import catalog
+    from advisor.core.estimate.fit import choose_precision
+    from advisor.core.estimate.job import JobRequest, run_estimate
+    from advisor.core.models import EstimateSpec
 
     gpu = catalog.resolve_gpu("a10g-24gb")
     precision, reason = choose_precision(gpu, None)

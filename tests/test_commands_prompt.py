@@ -12,7 +12,7 @@ import yaml
 from conftest import assert_user_error
 from typer.testing import CliRunner
 
-from advisor.cli import _register, app
+from advisor.app.cli import _register, app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "prompting"
 _register()
@@ -86,7 +86,7 @@ def test_check_reports_problems_with_exit_1(tmp_path: Path) -> None:
 
 
 def test_help_does_not_import_heavy_modules() -> None:
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom advisor.cli import _register, app\n_register()\n"
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom advisor.app.cli import _register, app\n_register()\n"
             "assert CliRunner().invoke(app, ['prompt', '--help']).exit_code == 0\n"
             "import backends.prompting\n"
             "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'numpy') if m in sys.modules))")

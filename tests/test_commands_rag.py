@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from advisor.cli import _register, app
+from advisor.app.cli import _register, app
 
 pytest.importorskip("faiss")
 FIXTURES = Path(__file__).parent / "fixtures" / "rag"
@@ -138,7 +138,7 @@ def test_help_imports_nothing_heavy() -> None:
     import subprocess
 
     code = (
-        "import sys; from typer.testing import CliRunner; from advisor.cli import app, _register; _register(); "
+        "import sys; from typer.testing import CliRunner; from advisor.app.cli import app, _register; _register(); "
         "r = CliRunner().invoke(app, ['rag', 'build', '--help']); assert r.exit_code == 0, r.output; "
         "print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers', 'transformers') if m in sys.modules))"
     )

@@ -12,8 +12,8 @@ import yaml
 from conftest import assert_user_error
 from typer.testing import CliRunner
 
-from advisor.cli import _register, app
-from advisor.plan import load_plan
+from advisor.app.cli import _register, app
+from advisor.core.planning import load_plan
 
 _register()
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -107,7 +107,7 @@ def test_incomplete_file_missing_file_bad_yaml_unknown_rule_bad_suffix(tmp_path:
 def test_recommend_imports_nothing_heavy(tmp_path: Path) -> None:
     answers = _answers_file(tmp_path)
     code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom advisor.cli import _register, app\n_register()\n"
+        "import sys\nfrom typer.testing import CliRunner\nfrom advisor.app.cli import _register, app\n_register()\n"
         f"r = CliRunner().invoke(app, ['recommend', {str(answers)!r}, '--report', {str(tmp_path / 'r.html')!r}])\n"
         "assert r.exit_code == 0, r.output\n"
         f"r = CliRunner().invoke(app, ['plan', {str(answers)!r}, '-o', {str(tmp_path / 'p.yaml')!r}])\n"

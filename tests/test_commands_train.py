@@ -12,7 +12,7 @@ import yaml
 from conftest import assert_user_error
 from typer.testing import CliRunner
 
-from advisor.cli import _register, app
+from advisor.app.cli import _register, app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
 _register()
@@ -87,7 +87,7 @@ def test_check_fails_on_a_known_incompatibility(tmp_path: Path) -> None:
 
 
 def test_help_does_not_import_heavy_modules() -> None:
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom advisor.cli import _register, app\n_register()\n"
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom advisor.app.cli import _register, app\n_register()\n"
             "for args in (['--help'], ['train', '--help'], ['train', 'run', '--help']):\n"
             "    assert CliRunner().invoke(app, args).exit_code == 0\n"
             "print(sorted(m for m in ('torch', 'transformers', 'peft', 'trl', 'bitsandbytes', 'datasets') "

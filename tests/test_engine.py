@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import Field
 
-from advisor.catalog import rules_dir
-from advisor.engine import RulesError, build_facts, check_rules, evaluate, fact_catalog, load_rules
-from advisor.errors import UnknownNameError
-from advisor.recommend.facts import FactSheet
-from advisor.recommend.options import OPTIONS
-from advisor.schema import Model
+from advisor.core.catalog import rules_dir
+from advisor.core.engine import RulesError, build_facts, check_rules, evaluate, fact_catalog, load_rules
+from advisor.core.errors import UnknownNameError
+from advisor.core.models import Model
+from advisor.core.recommend.facts import FactSheet
+from advisor.core.recommend.options import OPTIONS
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 
@@ -192,6 +192,6 @@ def test_each_expands_and_evaluate_fires_with_formatted_warnings(tmp_path: Path)
 
 
 def test_engine_has_no_domain_words() -> None:
-    source = (Path(__file__).parents[1] / "advisor" / "engine.py").read_text().lower()
+    source = (Path(__file__).parents[1] / "advisor" / "core" / "engine.py").read_text().lower()
     for word in ("lora", "qlora", "gpu", "rag", "dpo", "prompting"):
         assert not re.search(rf"\b{word}\b", source), word

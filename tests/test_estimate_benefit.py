@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.estimate.benefit import EVIDENCE, PRIORS, data_factor, estimate_benefit
+from advisor.core.estimate.benefit import EVIDENCE, PRIORS, data_factor, estimate_benefit
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from advisor.catalog import load_models, model_spec_from_hf_config
-from advisor.estimate.memory import estimate_memory, optimizer_state_bytes, saved_activation_bytes
-from advisor.schema import EstimateSpec
+from advisor.core.catalog import load_models, model_spec_from_hf_config
+from advisor.core.estimate.memory import estimate_memory, optimizer_state_bytes, saved_activation_bytes
+from advisor.core.models import EstimateSpec
 
 # Saved-activation tolerance: the estimate counts tensors one by one as transformers' decoder block saves
 # them, so the only residue is 0-d tensors (the loss scalar, 4-12 bytes). 1% is far under the issue's 10%

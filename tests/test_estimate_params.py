@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.catalog import load_model_rows, model_spec_from_hf_config
-from advisor.errors import InvalidInputError
-from advisor.estimate.params import count_params, layer_linears, lora_params, nf4_bytes, resolve_lora_targets
-from advisor.schema import ModelSpec
+from advisor.core.catalog import load_model_rows, model_spec_from_hf_config
+from advisor.core.errors import InvalidInputError
+from advisor.core.estimate.params import (
+    count_params,
+    layer_linears,
+    lora_params,
+    nf4_bytes,
+    resolve_lora_targets,
+)
+from advisor.core.models import ModelSpec
 
 ROWS = {row["name"]: row for row in load_model_rows()}
 # Tiny configs of every layout the estimator knows (HF field names), for LoRA and NF4 checks.

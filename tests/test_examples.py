@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advisor.recommend import load_answers, recommend
+from advisor.core.recommend import load_answers, recommend
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.parent for p in (REPO / "examples").glob("*/answers.yaml"))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import InvalidInputError
-from advisor.measure import CHARS_PER_TOKEN, measure_answers, measure_corpus, measure_jsonl
-from advisor.schema import Answers
+from advisor.core.errors import InvalidInputError
+from advisor.core.measure import CHARS_PER_TOKEN, measure_answers, measure_corpus, measure_jsonl
+from advisor.core.models import Answers
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

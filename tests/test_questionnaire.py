@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advisor.questionnaire import (
+from advisor.app.questionnaire import (
     QUESTIONS,
     AnswerError,
     answers_yaml,
@@ -22,7 +22,7 @@ from advisor.questionnaire import (
     parse_yes_no,
     relocate_paths,
 )
-from advisor.schema import Answers
+from advisor.core.models import Answers
 
 BY_KEY = {q.key: q for q in QUESTIONS}
 CORPUS_KEYS = {"corpus_path", "n_documents", "corpus_tokens", "freshness", "needs_citations"}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advisor.errors import AdvisorError, UnknownNameError
-from advisor.plan import build_plan, load_plan, save_plan
-from advisor.recommend import load_answers, recommend
-from advisor.schema import Answers, PromptStep, RagStep, TrainStep
+from advisor.core.errors import AdvisorError, UnknownNameError
+from advisor.core.models import Answers, PromptStep, RagStep, TrainStep
+from advisor.core.planning import build_plan, load_plan, save_plan
+from advisor.core.recommend import load_answers, recommend
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SCENARIOS = yaml.safe_load((FIXTURES / "seed-scenarios.yaml").read_text())
@@ -128,7 +128,7 @@ def test_closed_model_without_base_model_estimates_an_open_alternative() -> None
 
 
 def test_json_round_trip_has_no_infinities() -> None:
-    from advisor.report_recommend import recommendation_json
+    from advisor.app.render.recommendation import recommendation_json
 
     text = json.dumps(recommendation_json(recommend(_answers("seed-05"))), allow_nan=False)
     assert json.loads(text)["recommendation"]["primary"] == "prompting_few_shot"

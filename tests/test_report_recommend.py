@@ -10,10 +10,14 @@ import pytest
 import yaml
 from rich.console import Console
 
-from advisor.recommend import recommend
-from advisor.report import write_report
-from advisor.report_recommend import recommendation_html, recommendation_markdown, render_recommendation
-from advisor.schema import Answers
+from advisor.app.render.recommendation import (
+    recommendation_html,
+    recommendation_markdown,
+    render_recommendation,
+)
+from advisor.app.render.terminal import write_report
+from advisor.core.models import Answers
+from advisor.core.recommend import recommend
 
 GOLDEN = Path(__file__).parent / "golden"
 SCENARIOS = {s["id"]: s for s in yaml.safe_load((Path(__file__).parent / "fixtures" / "seed-scenarios.yaml").read_text())}

@@ -11,10 +11,10 @@ from conftest import assert_user_error
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from advisor import runner
-from advisor.cli import _register, app
-from advisor.errors import AdvisorError, InvalidInputError, RunFailedError
-from advisor.schema import Model
+from advisor.app import runner
+from advisor.app.cli import _register, app
+from advisor.core.errors import AdvisorError, InvalidInputError, RunFailedError
+from advisor.core.models import Model
 
 _register()
 CALLS: list[str] = []

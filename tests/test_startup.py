@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = """
 import json, sys
 from typer.testing import CliRunner
-from advisor.cli import _register, app
+from advisor.app.cli import _register, app
 _register()
 runner = CliRunner()
 for args in {commands!r}:
@@ -57,7 +57,7 @@ def test_wheel_ships_rules_and_runs_outside_the_checkout(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(target)}
     run = subprocess.run(
         [sys.executable, "-c",
-         "import advisor, sys; from advisor.cli import main; print(advisor.__file__, file=sys.stderr); "
+         "import advisor, sys; from advisor.app.cli import main; print(advisor.__file__, file=sys.stderr); "
          "sys.argv = ['advisor', 'estimate', '--model', 'llama-3.1-8b', '--gpu', 'a10g', '--json']; main()"],
         capture_output=True, text=True, cwd=tmp_path, env=env,
     )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from advisor.schema import Model
+from advisor.core.models import Model
 
 __all__ = ["RESULT_FILE", "BudgetFit", "PromptEvaluation", "PromptResult", "PromptScores", "Shot"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from advisor.errors import AdvisorError, InvalidInputError
-from advisor.fileio import write_text_atomic
-from advisor.schema import PromptStep
+from advisor.core.errors import AdvisorError, InvalidInputError
+from advisor.core.fileio import write_text_atomic
+from advisor.core.models import PromptStep
 from backends.prompting.results import RESULT_FILE, BudgetFit, PromptResult, Shot
 from backends.prompting.selection import (
     Cluster,
@@ -218,7 +218,7 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
         InvalidInputError: missing files, bad example lines, missing libraries; nothing is written then.
         AdvisorError: the budget cannot hold one shot plus the longest example; nothing is written then.
     """
-    from advisor.plan import Plan, save_plan
+    from advisor.core.planning import Plan, save_plan
     from backends.train.tiny import DEMO_NOTE, build_tiny_demo
 
     run_dir, base_dir = Path(run_dir), Path(base_dir)

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from advisor.errors import MissingExtraError
+from advisor.core.errors import MissingExtraError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from advisor.errors import AdvisorError
+from advisor.core.errors import AdvisorError
 from backends.prompting.selection import Cluster
 
 __all__ = [

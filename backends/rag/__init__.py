@@ -9,15 +9,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from advisor.errors import AdvisorError, InvalidInputError
-from advisor.schema import RagStep
+from advisor.core.errors import AdvisorError, InvalidInputError
+from advisor.core.estimate.index import IndexEstimate, choose_index_type, estimate_index
+from advisor.core.models import RagStep
 from backends.rag.build import build_index
 from backends.rag.embedding import PACKAGED_ALIASES, load_embedder
 from backends.rag.evaluation import evaluate_index, retrieval_metrics
 from backends.rag.loaders import list_files
 from backends.rag.query import query_index
 from backends.rag.results import BuildResult, EvalResult, QueryHit, RagRunResult
-from backends.rag.sizing import IndexEstimate, choose_index_type, estimate_index
 from backends.rag.store import open_index
 
 __all__ = [
@@ -94,7 +94,7 @@ def run(step: RagStep, run_dir: str | Path, *, base_dir: str | Path = ".", plan_
         InvalidInputError: `check` found problems.
         AdvisorError: nothing readable to index, or a model that differs from the existing index's.
     """
-    from advisor.plan import resolve_step_paths
+    from advisor.core.planning import resolve_step_paths
 
     run_dir = Path(run_dir)
     step = resolve_step_paths(step, base_dir)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from advisor import __version__
-from advisor.errors import AdvisorError, InvalidInputError
+from advisor.core.errors import AdvisorError, InvalidInputError
+from advisor.core.estimate.index import choose_index_type, index_params
 from backends.rag.chunking import chunk_document
 from backends.rag.embedding import DEFAULT_MODEL, Embedder, load_embedder
 from backends.rag.loaders import (
@@ -31,7 +32,6 @@ from backends.rag.loaders import (
     list_files,
 )
 from backends.rag.results import BuildResult, Chunk, FileEntry, Manifest
-from backends.rag.sizing import choose_index_type, index_params
 from backends.rag.store import OpenIndex, build_lock, open_index, staging_dir, write_generation
 
 if TYPE_CHECKING:

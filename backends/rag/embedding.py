@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Protocol
 
-from advisor.errors import AdvisorError, MissingExtraError
+from advisor.core.errors import AdvisorError, MissingExtraError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backends.rag.sizing import IndexKind
+from advisor.core.estimate.index import IndexKind
 
 if TYPE_CHECKING:
     import numpy as np

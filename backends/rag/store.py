@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from advisor.errors import AdvisorError
+from advisor.core.errors import AdvisorError
 from backends.rag.results import Chunk, Manifest
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from advisor.plan import load_plan
-from advisor.schema import TrainStep
+from advisor.core.models import TrainStep
+from advisor.core.planning import load_plan
 from backends.train.run import PLAN_FILE, train_here
 
 

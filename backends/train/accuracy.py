@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from advisor.schema import Model
+from advisor.core.models import Model
 from backends.prompting.results import PromptScores
 
 __all__ = ["TaskAccuracy", "task_accuracy"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.schema import TrainStep
+from advisor.core.models import TrainStep
 
 __all__ = [
     "OPTIMIZERS",
@@ -21,7 +21,7 @@ __all__ = [
 
 # Plan optimizer names -> `transformers.TrainingArguments.optim` values (transformers.training_args.OptimizerNames).
 # AdamW is torch's fused kernel (transformers' own default; CUDA and, since torch 2.4, CPU): one pass over each
-# tensor with no foreach temporaries, which is what advisor.estimate.memory assumes for the optimizer step.
+# tensor with no foreach temporaries, which is what advisor.core.estimate.memory assumes for the optimizer step.
 OPTIMIZERS = {
     "adamw": "adamw_torch_fused",
     "adamw-8bit": "adamw_bnb_8bit",

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from advisor.errors import AdvisorError
-from advisor.schema import MemoryEstimate, Model, TrainStep
+from advisor.core.errors import AdvisorError
+from advisor.core.models import MemoryEstimate, Model, TrainStep
 from backends.train.data import load_examples, split_examples
 from backends.train.device import DeviceInfo, choose_precision, probe_device
 from backends.train.fit import last_checkpoint

@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from advisor.errors import AdvisorError, InvalidInputError
-from advisor.schema import Model
+from advisor.core.errors import AdvisorError, InvalidInputError
+from advisor.core.models import Model
 
 __all__ = ["DataFormat", "Examples", "detect_format", "load_examples", "split_examples"]
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from advisor.schema import Model
+from advisor.core.models import Model
 
 __all__ = ["DeviceInfo", "choose_precision", "probe_device"]
 
@@ -71,7 +71,7 @@ def choose_precision(requested: str, device: DeviceInfo) -> tuple[TrainPrecision
     Raises:
         AdvisorError: bf16 was asked for on a device without it, or fp16 on a CPU.
     """
-    from advisor.errors import AdvisorError
+    from advisor.core.errors import AdvisorError
 
     if requested == "auto":
         if device.supports_bf16:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from advisor.errors import AdvisorError
-from advisor.schema import TrainStep
+from advisor.core.errors import AdvisorError
+from advisor.core.models import TrainStep
 from backends.train.builders import _to_dpo_config, _to_lora_config
 from backends.train.model import load_model
 from backends.train.tiny import TINY_DEMO, is_demo_model

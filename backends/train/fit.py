@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from advisor.schema import Model
+from advisor.core.models import Model
 from backends.train.measure import Measurement, MemoryMeter
 
 __all__ = ["FitOutcome", "fit"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.schema import MemoryEstimate, TrainStep
+from advisor.core.models import MemoryEstimate, TrainStep
 from backends.train.device import DeviceInfo
 from backends.train.predict import predict_memory
 
@@ -37,7 +37,7 @@ def fits(estimate: MemoryEstimate, device: DeviceInfo) -> bool:
 
     On a GPU the whole peak (context and fragmentation included); on a CPU the allocated peak.
     """
-    from advisor.estimate.fit import usable_bytes
+    from advisor.core.estimate.fit import usable_bytes
 
     needed = estimate.peak_bytes if device.kind == "cuda" else estimate.peak_allocated_bytes
     return needed <= usable_bytes(device.memory_bytes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from advisor.schema import TrainStep
+from advisor.core.models import TrainStep
 
 __all__ = ["accelerate_config", "launch_command", "write_accelerate_config"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from advisor.errors import AdvisorError
+from advisor.core.errors import AdvisorError
 from backends.train.builders import _to_bnb_config, torch_dtype
 from backends.train.tiny import TINY_DEMO, build_tiny_demo
 
@@ -113,7 +113,7 @@ def load_model(model: str, train_method: str, precision: str, *, dequantize: boo
     # No peft.prepare_model_for_kbit_training: it upcasts every unquantized weight (embeddings, LM head,
     # norms) to fp32, which for Llama-3-8B adds ~2 GiB and fp32 logits; TRL's SFTTrainer does not call it,
     # keeps compute in `precision` as the QLoRA paper does, and enables input gradients for checkpointing.
-    # advisor.estimate.memory models exactly this set-up.
+    # advisor.core.estimate.memory models exactly this set-up.
     return quantized
 
 

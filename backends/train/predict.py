@@ -1,4 +1,4 @@
-"""The estimator's prediction for the run's own settings: the one bridge to `advisor.estimate.memory`.
+"""The estimator's prediction for the run's own settings: the one bridge to `advisor.core.estimate.memory`.
 
 Returns nothing (with the reason) when the architecture is one the estimator does not model (e.g. GPT-2):
 a missing prediction is reported as missing, never made up.
@@ -6,7 +6,7 @@ a missing prediction is reported as missing, never made up.
 
 from __future__ import annotations
 
-from advisor.schema import EstimateSpec, MemoryEstimate, TrainStep
+from advisor.core.models import EstimateSpec, MemoryEstimate, TrainStep
 
 __all__ = ["estimate_spec", "predict_memory"]
 
@@ -24,7 +24,7 @@ def estimate_spec(step: TrainStep, model_spec, precision: str, *, seq_len: int |
 
     Args:
         step: The plan step.
-        model_spec: `advisor.schema.ModelSpec` of the base model.
+        model_spec: `advisor.core.models.ModelSpec` of the base model.
         precision: The resolved precision (`fp32`, `bf16`, `fp16`).
         seq_len: Tokens per sequence as the device sees them; None: the plan's `seq_len`.
         batch_size: Micro-batch; None: the plan's `batch_size`.
@@ -69,15 +69,15 @@ def predict_memory(step: TrainStep, hf_config: dict, model_name: str, precision:
     Returns:
         (estimate, note): the estimate, or None with the reason it is missing.
     """
-    from advisor.catalog import model_spec_from_hf_config
-    from advisor.errors import AdvisorError
-    from advisor.estimate.memory import estimate_memory
+    from advisor.core.catalog import model_spec_from_hf_config
+    from advisor.core.errors import AdvisorError
+    from advisor.core.estimate.memory import estimate_memory
 
     try:
         model_spec = model_spec_from_hf_config(hf_config, model_name, model_name)
         spec = estimate_spec(step, model_spec, precision, seq_len=seq_len, batch_size=batch_size, for_eval=for_eval,
                              device=device)
-        return estimate_memory(spec), "advisor.estimate.memory.estimate_memory for the settings of this run"
+        return estimate_memory(spec), "advisor.core.estimate.memory.estimate_memory for the settings of this run"
     except AdvisorError as exc:  # an architecture the catalog reader does not know, or a field it lacks
         return None, f"no prediction: the estimator cannot describe `{model_name}` ({exc.message})".replace("\n", " ")
     except (ValueError, KeyError) as exc:  # pydantic.ValidationError is a ValueError

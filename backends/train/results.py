@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from advisor.schema import MemoryEstimate, Model
+from advisor.core.models import MemoryEstimate, Model
 from backends.train.accuracy import TaskAccuracy
 from backends.train.device import DeviceInfo
 from backends.train.fit import FitOutcome

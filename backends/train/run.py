@@ -11,9 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from advisor.errors import AdvisorError, RunFailedError
-from advisor.fileio import write_text_atomic
-from advisor.schema import TrainStep
+from advisor.core.errors import AdvisorError, RunFailedError
+from advisor.core.fileio import write_text_atomic
+from advisor.core.models import TrainStep
 from backends.train.check import check, raise_for_errors, resolve_path
 from backends.train.data import load_examples, split_examples
 from backends.train.device import choose_precision, probe_device
@@ -38,7 +38,7 @@ def _prepare_output(step: TrainStep, run_dir: Path, base_dir: Path, *, resume: b
             raise AdvisorError(f"nothing to resume in `{run_dir}` (no checkpoint)", "run without `--resume`")
         saved = run_dir / PLAN_FILE
         if saved.is_file():
-            from advisor.plan import load_plan, resolve_step_paths
+            from advisor.core.planning import load_plan, resolve_step_paths
 
             # The saved plan's paths are relative to its folder; compare what they point at.
             previous = [resolve_step_paths(s, saved.parent) for s in load_plan(saved).steps if isinstance(s, TrainStep)]
@@ -61,7 +61,7 @@ def _clear_previous(step: TrainStep, run_dir: Path) -> None:
 
 
 def _write_provenance(step: TrainStep, run_dir: Path, plan_name: str) -> None:
-    from advisor.plan import Plan, save_plan
+    from advisor.core.planning import Plan, save_plan
 
     save_plan(Plan(name=plan_name, steps=[step]), run_dir / PLAN_FILE)
     (run_dir / VERSIONS_FILE).write_text(json.dumps(library_versions(), indent=2) + "\n")

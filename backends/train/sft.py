@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.schema import TrainStep
+from advisor.core.models import TrainStep
 from backends.train.builders import _to_lora_config, _to_sft_config
 from backends.train.model import load_model
 from backends.train.tokens import tokenize_messages

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from advisor.schema import Model
+from advisor.core.models import Model
 
 __all__ = ["LengthStats", "example_lengths", "length_stats", "render_sample", "tokenize_messages"]
 

@@ -1,0 +1,1 @@
+"""The application: the CLI and its commands, the questionnaire, the runner and the renderers."""

@@ -1,0 +1,136 @@
+"""`advisor rag build|query|eval`: index a folder of documents, search it, measure its retrieval quality."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from advisor.app.console import user_errors
+
+if TYPE_CHECKING:
+    from backends.rag import BuildResult, EvalResult, QueryHit
+
+
+app = typer.Typer()
+rag_app = typer.Typer(help="Build, update, query and evaluate a retrieval index over documents.", no_args_is_help=True)
+app.add_typer(rag_app, name="rag")
+
+PREVIEW_CHARS = 240  # characters of each chunk shown by `rag query` without --json
+
+
+class IndexChoice(str, Enum):
+    auto = "auto"
+    flat = "flat"
+    hnsw = "hnsw"
+    ivf = "ivf"
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout")]
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+@rag_app.command("build")
+def build(
+    docs_dir: Annotated[Path, typer.Argument(help="Folder of documents (.txt .md .html .pdf .jsonl .csv), recursive")],
+    index_dir: Annotated[Path, typer.Option("-o", "--output", help="Index directory; updated in place if it exists")],
+    model: Annotated[
+        str | None, typer.Option(help="sentence-transformers id or path; default: the index's, else all-MiniLM-L6-v2")
+    ] = None,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(min=16, help="Chunk size in model tokens, capped at the model's max; default: the index's, else 256")
+    ] = None,
+    overlap: Annotated[
+        int | None, typer.Option(min=0, help="Tokens shared by neighbouring chunks; default: the index's, else 32")
+    ] = None,
+    index: Annotated[IndexChoice, typer.Option(help="faiss index; auto: exact up to 50k chunks, then HNSW/IVF")] = (
+        IndexChoice.auto
+    ),
+    text_column: Annotated[
+        str | None, typer.Option(help="CSV/JSONL column with the text; default: the index's, else guessed")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Build an index from a folder, or update it: only new and changed files are embedded."""
+    with user_errors():
+        from backends.rag import build_index
+
+        result = build_index(
+            docs_dir, index_dir, model_id=model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
+            index_type=index.value, text_column=text_column, on_warning=_warn,
+        )  # fmt: skip
+        typer.echo(result.model_dump_json(indent=2) if as_json else _build_text(result))
+
+
+@rag_app.command("query")
+def query(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory written by `advisor rag build`")],
+    question: Annotated[str, typer.Argument(help="What to search for")],
+    k: Annotated[int, typer.Option("-k", min=1, help="Chunks to return")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the chunks closest to a question: score, source file, position and text."""
+    with user_errors():
+        from backends.rag import query_index
+
+        hits = query_index(index_dir, question, k)
+        if as_json:
+            import json
+
+            typer.echo(json.dumps({"question": question, "hits": [h.model_dump() for h in hits]}, indent=2))
+        else:
+            typer.echo(_hits_text(hits))
+
+
+@rag_app.command("eval")
+def evaluate(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory written by `advisor rag build`")],
+    qa_file: Annotated[
+        Path | None, typer.Argument(help="JSON Lines of {question, source or text}; default: held-out sentences")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Ranks counted for recall@k, MRR and hit rate")] = 5,
+    n_questions: Annotated[int, typer.Option(min=1, help="Held-out sentences drawn without a QA file")] = 200,
+    seed: Annotated[int, typer.Option(help="Which held-out sentences are drawn")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure recall@k, MRR and hit rate, on labelled questions or on self-supervised ones."""
+    with user_errors():
+        from backends.rag import evaluate_index
+
+        result = evaluate_index(index_dir, qa_file, k=k, n_questions=n_questions, seed=seed)
+        typer.echo(result.model_dump_json(indent=2) if as_json else _eval_text(result))
+
+
+def _build_text(r: BuildResult) -> str:
+    return (
+        f"index {r.index_dir} ({r.generation}): {r.n_chunks} chunks from {r.n_files} files, "
+        f"{r.index_type} ({r.index_type_reason}), {r.embedding_model} ({r.embedding_dim} dims)\n"
+        f"files: {r.n_files_added} added, {r.n_files_changed} changed, {r.n_files_unchanged} unchanged, "
+        f"{r.n_files_removed} removed, {r.n_files_skipped} skipped\n"
+        f"embedded {r.n_chunks_embedded} chunks ({r.n_batches_embedded} batches, {r.n_batches_reused} resumed) "
+        f"in {r.build_seconds:.1f} s"
+    )
+
+
+def _hits_text(hits: list[QueryHit]) -> str:
+    if not hits:
+        return "no chunks found"
+    lines = []
+    for h in hits:
+        preview = " ".join(h.text.split())
+        preview = preview if len(preview) <= PREVIEW_CHARS else preview[: PREVIEW_CHARS - 1] + "…"
+        lines.append(f"{h.rank}. {h.score:.3f}  {h.source}  {h.locator}  (chars {h.char_start}–{h.char_end})")
+        lines.append(f"   {preview}")
+    return "\n".join(lines)
+
+
+def _eval_text(r: EvalResult) -> str:
+    return (
+        f"{r.mode} evaluation, {r.n_questions} questions, {r.search} search\n"
+        f"recall@{r.k}  {r.recall_at_k:.3f}\nMRR@{r.k}     {r.mrr:.3f}\nhit rate  {r.hit_rate:.3f}"
+    )

@@ -1,0 +1,121 @@
+"""`advisor train check|run`: dry-run a plan's training step, then run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from advisor.app.console import user_errors
+
+if TYPE_CHECKING:
+    from advisor.core.models import TrainStep
+    from backends.train import TrainCheck, TrainResult
+
+
+app = typer.Typer()
+train_app = typer.Typer(help="Fine-tune a model (full, LoRA, QLoRA, DPO): dry-run a plan, then run it.",
+                        no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+PlanArgument = Annotated[Path, typer.Argument(help="Plan file (YAML) with a `train` step", dir_okay=False)]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Run folder; default: runs/<plan name>")]
+GIB = 2**30
+
+
+def _train_steps(plan_path: Path, out: Path | None) -> list[tuple[TrainStep, Path]]:
+    """Each training step of the plan with its run folder (a sub-folder per step when there are several)."""
+    from advisor.core.errors import AdvisorError
+    from advisor.core.models import TrainStep
+    from advisor.core.planning import load_plan
+
+    plan = load_plan(plan_path)
+    steps = [s for s in plan.steps if isinstance(s, TrainStep)]
+    if not steps:
+        raise AdvisorError(f"plan `{plan_path}` has no `train` step", "add a step with `kind: train`")
+    run_dir = out or Path("runs") / plan.name
+    if len(steps) == 1:
+        return [(steps[0], run_dir)]
+    return [(step, run_dir / f"{i}-{step.method}") for i, step in enumerate(steps, start=1)]
+
+
+def _check_text(report: TrainCheck) -> str:
+    lengths, lines = report.lengths, []
+    lines.append(f"data      {report.data_format}: {report.n_train_examples} train, {report.n_eval_examples} "
+                 f"validation")
+    lines.append(f"model     {report.base_model}: {report.n_params:,} parameters, {report.n_trainable_params:,} "
+                 f"trained")
+    lines.append(f"device    {report.device.name}, {report.precision} ({report.precision_reason})")
+    lines.append(f"tokens    min {lengths.min_tokens}, median {lengths.median_tokens}, p95 {lengths.p95_tokens}, "
+                 f"max {lengths.max_tokens}; seq_len {lengths.seq_len_tokens} cuts {lengths.n_truncated} examples "
+                 f"({lengths.truncated_tokens_fraction:.1%} of tokens)")
+    if report.predicted is not None:
+        lines.append(f"memory    estimated peak {report.predicted.peak_bytes / GIB:.2f} GiB training, "
+                     + (f"{report.predicted_eval.peak_bytes / GIB:.2f} GiB evaluation; " if report.predicted_eval
+                        else "") + f"{report.device.memory_bytes / GIB:.1f} GiB available")
+    else:
+        lines.append(f"memory    {report.prediction_note}")
+    lines.append(f"disk      {report.disk_needed_bytes / GIB:.2f} GiB needed, {report.disk_free_bytes / GIB:.1f} "
+                 f"GiB free")
+    lines.append(f"sample    (EOS token {report.eos_token!r})")
+    lines.extend(f"  | {line}" for line in report.sample_text.splitlines())
+    for finding in report.findings:
+        lines.append(f"{finding.level:<9} {finding.topic}: {finding.message}"
+                     + (f" — {finding.hint}" if finding.hint else ""))
+    lines.append("verdict   ready to run" if report.is_ok else "verdict   this run would fail")
+    return "\n".join(lines)
+
+
+def _result_text(result: TrainResult, run_dir: Path) -> str:
+    fit, memory = result.fit, result.memory
+    lines = [f"{result.status}: {result.method} on {result.base_model} in {run_dir}"]
+    if result.is_demo_model:
+        lines.append(f"note: {result.demo_note}")
+    lines.append(f"steps {fit.global_step}/{fit.max_steps}" + (" (early stop)" if fit.is_early_stopped else ""))
+    if fit.eval_loss_before is not None:
+        lines.append(f"validation loss {fit.eval_loss_before:.4f} -> {fit.eval_loss_after:.4f}")
+    lines.append(f"{fit.measured.wall_seconds:.1f} s, {fit.measured.tokens_per_second:,.0f} tokens/s, "
+                 f"{result.precision} ({result.precision_reason})")
+    measured = f"{memory.measured_bytes / GIB:.3f} GiB" if memory.measured_bytes else "n/a"
+    predicted = f"{memory.predicted_bytes / GIB:.3f} GiB" if memory.predicted_bytes else result.prediction_note
+    lines.append(f"memory measured {measured}, predicted {predicted} ({memory.quantity})")
+    if result.merge is not None:
+        lines.append(f"merge: loss {result.merge.merged_eval_loss:.4f} vs adapter {result.merge.adapter_eval_loss:.4f}"
+                     f" ({result.merge.relative_difference:.2e}, tolerance {result.merge.tolerance:.0e})")
+    return "\n".join(lines)
+
+
+@train_app.command("check")
+def check(
+    plan_path: PlanArgument,
+    out: OutOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout")] = False,
+) -> None:
+    """Dry run: data, chat template, token lengths, memory, disk and settings; exit 1 when the run would fail."""
+    with user_errors():
+        from backends.train import check as check_step
+
+        reports = [check_step(step, run_dir, base_dir=plan_path.parent) for step, run_dir in _train_steps(plan_path, out)]
+        for report in reports:
+            typer.echo(report.model_dump_json(indent=2) if as_json else _check_text(report))
+        if not all(report.is_ok for report in reports):
+            raise typer.Exit(1)
+
+
+@train_app.command("run")
+def run(
+    plan_path: PlanArgument,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start afresh in a used folder; run even if the estimate "
+                                                        "says it will not fit")] = False,
+    out: OutOption = None,
+) -> None:
+    """Train the plan's `train` step(s); writes the model, plan, versions and result.json to the run folder."""
+    with user_errors():
+        from backends.train import run as run_step
+
+        plan = _train_steps(plan_path, out)
+        for step, run_dir in plan:
+            result = run_step(step, run_dir, base_dir=plan_path.parent, resume=resume, force=force)
+            typer.echo(_result_text(result, run_dir))

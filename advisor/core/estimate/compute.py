@@ -1,0 +1,147 @@
+"""Training FLOPs, wall time and cost on a catalog GPU.
+
+    tokens         = examples × mean tokens per example × epochs  (× 2 for DPO: chosen and rejected)
+    forward/token  = 2·N_matmul + 4·L·s·d_q        (N_matmul: parameters used in matrix products per token;
+                                                   the attention term is QKᵀ and AV, PaLM appendix B)
+    full           = 3 × forward                   (backward ≈ 2 × forward: Kaplan et al. 2020, 6N)
+    LoRA / QLoRA   = 2 × forward + 6·N_lora        (a frozen base skips weight gradients: ≈ 4N,
+                                                   Thinking Machines "LoRA Without Regret", 2025)
+    checkpointing  + 1 × forward                   (each block runs forward again in backward)
+    DPO            + 1 × forward                   (the reference model scores both sequences, no backward)
+    hours          = FLOPs / (peak FLOP/s × GPUs × utilisation) / 3600
+    cost           = hours × GPUs × price per GPU-hour
+
+Utilisation (model FLOPs utilisation) defaults are calibrated on published throughput
+(benchmarks/bench_time_calibration.py): 0.30 for 16-bit fine-tuning with an eager, padded stack, × 0.72 for
+QLoRA, 0.20 on a T4 (prices.yaml). They are priors, not measurements of this stack: override with `utilization=`.
+Ignored: data loading, evaluation passes, checkpoint writes, padding waste beyond the mean length.
+"""
+
+from __future__ import annotations
+
+from advisor.core.estimate import params as P
+from advisor.core.models import ComputeEstimate, EstimateSpec, GpuSpec
+
+__all__ = ["default_utilization", "estimate_training_compute", "flops_per_token", "peak_tflops"]
+
+# Calibrated on published throughput (benchmarks/results/time_calibration.md, 55 rows): eager, padded
+# stacks like ours (transformers + PEFT + TRL; litgpt in the data) reach a median MFU of ~0.24 on LoRA and
+# ~0.25 on full fine-tuning; compiled, packed torchtune recipes reach ~0.65. 0.30 sits between the eager
+# median and the 0.35 of prices.yaml's engine defaults. QLoRA reaches 0.72x the MFU of the same LoRA run
+# (median of 9 paired rows: dequantisation per matmul). No evidence penalises consumer GPUs (2 RTX 4090 rows).
+UTILIZATION_DATACENTER = 0.30
+UTILIZATION_CONSUMER = 0.30
+QLORA_MFU_FACTOR = 0.72
+UTILIZATION_T4 = 0.20  # prices.yaml mfu.engine_defaults.t4_fp16 (no T4 row in the published data)
+FORWARD_FLOPS_PER_PARAM = 2  # one multiply-add per parameter per token
+ATTENTION_FLOPS = 4  # QKᵀ and AV: 2 matmuls × 2 FLOPs per multiply-add, per layer, key and query width
+TRAIN_PASSES = {"full": 3, "lora": 2, "qlora": 2}  # forward + backward in forward-pass units
+LORA_TRAIN_FLOPS_PER_PARAM = 6  # adapter weights do get gradients: 6 per trainable parameter
+
+
+def peak_tflops(gpu: GpuSpec, precision: str) -> tuple[float, str]:
+    """Dense peak TFLOP/s of `gpu` at `precision`, and why that figure.
+
+    Returns:
+        The figure and a one-line reason (bf16 falls back to the fp32 rate on GPUs without bf16).
+    """
+    if precision.startswith("bf16"):
+        if gpu.supports_bf16 and gpu.bf16_tflops:
+            return gpu.bf16_tflops, f"{gpu.name}: dense bf16 {gpu.bf16_tflops:g} TFLOP/s"
+        return gpu.fp32_tflops, f"{gpu.name} has no bf16 units: bf16 runs at the fp32 rate ({gpu.fp32_tflops:g})"
+    if precision.startswith("fp16"):
+        return gpu.fp16_tflops, f"{gpu.name}: dense fp16 {gpu.fp16_tflops:g} TFLOP/s"
+    return gpu.fp32_tflops, f"{gpu.name}: dense fp32 {gpu.fp32_tflops:g} TFLOP/s"
+
+
+def default_utilization(spec: EstimateSpec, gpu: GpuSpec) -> tuple[float, str]:
+    """The utilisation prior for this method on this GPU, with its source."""
+    if gpu.name == "t4":
+        base, why = UTILIZATION_T4, "MFU 0.20 on a T4 (prices.yaml mfu.engine_defaults.t4_fp16, an assumption)"
+    elif gpu.name.startswith("rtx-"):
+        base, why = UTILIZATION_CONSUMER, "MFU 0.30 on a consumer GPU (benchmarks/results/time_calibration.md)"
+    else:
+        base, why = UTILIZATION_DATACENTER, (
+            "MFU 0.30 for eager, padded 16-bit fine-tuning (median of published eager runs ~0.25, "
+            "compiled/packed ~0.65: benchmarks/results/time_calibration.md)"
+        )
+    if spec.train_method == "qlora":
+        return base * QLORA_MFU_FACTOR, f"{why}; × {QLORA_MFU_FACTOR} for QLoRA's per-matmul dequantisation"
+    return base, why
+
+
+def flops_per_token(spec: EstimateSpec) -> float:
+    """Training FLOPs per token of data (forward, backward, recomputation, DPO reference)."""
+    m = spec.model
+    inv = P.count_params(m)
+    n_matmul = inv.n_active_params - (0 if m.tie_embeddings else inv.embedding_params)
+    attention = ATTENTION_FLOPS * m.n_layers * spec.seq_len * m.n_heads * m.head_dim
+    forward = FORWARD_FLOPS_PER_PARAM * n_matmul + attention
+    method = spec.train_method or "full"
+    flops = TRAIN_PASSES[method] * forward
+    if spec.uses_lora:
+        flops += LORA_TRAIN_FLOPS_PER_PARAM * P.lora_params(m, spec.lora_rank, spec.lora_targets)
+    if spec.grad_ckpt:
+        flops += forward
+    if spec.method == "dpo":
+        flops += forward
+    return float(flops)
+
+
+def estimate_training_compute(
+    spec: EstimateSpec,
+    gpu: GpuSpec,
+    n_examples: int,
+    mean_tokens: float,
+    epochs: float = 1.0,
+    utilization: float | None = None,
+) -> ComputeEstimate:
+    """Estimate FLOPs, hours and cost of a training run.
+
+    Args:
+        spec: The job (method, precision, checkpointing, GPUs).
+        gpu: The GPU it runs on (peak FLOP/s and price).
+        n_examples: Training examples (DPO: preference pairs).
+        mean_tokens: Mean tokens per example (DPO: per response with its prompt).
+        epochs: Passes over the data.
+        utilization: Model FLOPs utilisation in (0, 1]; None takes the prior for the method and GPU.
+
+    Returns:
+        Tokens, FLOPs, hours, GPU-hours and cost, with the assumptions behind them.
+    """
+    sequences = 2 if spec.method == "dpo" else 1
+    n_tokens = int(n_examples * mean_tokens * epochs * sequences)
+    per_token = flops_per_token(spec)
+    flops = per_token * n_tokens
+    peak, peak_note = peak_tflops(gpu, spec.precision)
+    if utilization is None:
+        utilization, util_note = default_utilization(spec, gpu)
+    else:
+        util_note = f"MFU {utilization:g} given by the user"
+    hours = flops / (peak * 1e12 * spec.n_gpus * utilization) / 3600
+    gpu_hours = hours * spec.n_gpus
+    price = gpu.price_per_hour_usd
+    notes = [
+        f"{n_examples} examples × {mean_tokens:g} tokens × {epochs:g} epochs"
+        + (" × 2 sequences (chosen, rejected)" if sequences == 2 else ""),
+        f"{per_token:.3g} FLOPs per token: "
+        + ("6N (full)" if spec.train_method == "full" else "4N (frozen base, LoRA)")
+        + (" + 2N recomputation (checkpointing)" if spec.grad_ckpt else "")
+        + (" + 2N reference forward (DPO)" if spec.method == "dpo" else "")
+        + " + attention 12·L·s·d per token (PaLM)",
+        peak_note,
+        util_note,
+        f"price {price:g} USD per GPU-hour ({gpu.price_source})" if price is not None else "no price in the catalog",
+    ]
+    return ComputeEstimate(
+        n_tokens=n_tokens,
+        flops=flops,
+        flops_per_token=per_token,
+        peak_tflops=peak,
+        utilization=utilization,
+        hours=hours,
+        gpu_hours=gpu_hours,
+        price_per_hour_usd=price,
+        usd=gpu_hours * price if price is not None else None,
+        assumptions=notes,
+    )

@@ -1,0 +1,105 @@
+"""One estimate request end to end: memory, fit on the GPU, time and cost, and the fit searches."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from advisor.core.estimate.compute import estimate_training_compute
+from advisor.core.estimate.fit import fits, largest_fitting, usable_bytes
+from advisor.core.estimate.memory import estimate_memory
+from advisor.core.models import ComputeEstimate, EstimateSpec, GpuSpec, MemoryEstimate, Model
+
+__all__ = ["GpuFit", "JobEstimate", "JobRequest", "run_estimate"]
+
+# Largest sequence the search tries when the model publishes no longer context.
+SEQ_SEARCH_CAP = 1 << 20
+
+
+class JobRequest(Model):
+    """What the user asked for beyond the job itself."""
+
+    gpu: GpuSpec | None = Field(None, description="The GPU to judge fit, time and cost on; None: memory only")
+    headroom: float = Field(0.05, ge=0, lt=1, description="Share of GPU memory kept free")
+    examples: int | None = Field(None, ge=1, description="Training examples for time and cost; None: skip")
+    epochs: float = Field(1.0, gt=0, description="Passes over the examples")
+    mean_tokens: float | None = Field(None, gt=0, description="Mean tokens per example; None: the sequence length")
+    utilization: float | None = Field(None, gt=0, le=1, description="MFU; None: the prior for method and GPU")
+    fit_all: bool = Field(False, description="Check every catalog GPU")
+    max_batch: bool = Field(False, description="Search the largest micro-batch that fits `gpu`")
+    max_seq_len: bool = Field(False, description="Search the largest sequence length that fits `gpu`")
+
+
+class GpuFit(Model):
+    """One catalog GPU checked against the job."""
+
+    gpu: str
+    memory_bytes: int
+    usable_bytes: int
+    peak_bytes: int
+    fits: bool
+    price_per_hour_usd: float | None
+
+
+class JobEstimate(Model):
+    """Everything `advisor estimate` reports."""
+
+    spec: EstimateSpec
+    precision_reason: str
+    memory: MemoryEstimate
+    gpu: GpuSpec | None
+    usable_bytes: int | None
+    fits: bool | None
+    compute: ComputeEstimate | None
+    fit: list[GpuFit] | None
+    max_batch_size: int | None
+    max_seq_len: int | None
+
+
+def run_estimate(
+    spec: EstimateSpec, request: JobRequest, precision_reason: str, gpus: list[GpuSpec]
+) -> JobEstimate:
+    """Estimate `spec` and answer the request's questions.
+
+    Raises:
+        InvalidInputError: a search (--max-batch/--max-seq-len) or time/cost was asked without a GPU.
+    """
+    from advisor.core.errors import InvalidInputError
+
+    gpu = request.gpu
+    problems = []
+    if (request.max_batch or request.max_seq_len) and gpu is None:
+        problems.append("--max-batch/--max-seq-len: need --gpu to search against")
+    if request.examples and gpu is None:
+        problems.append("--examples: time and cost need --gpu (its throughput and price)")
+    if problems:
+        raise InvalidInputError(problems, hint="add `--gpu NAME` (`advisor gpus` lists them)")
+    memory = estimate_memory(spec)
+    compute = None
+    if gpu is not None and request.examples and spec.method != "inference":
+        compute = estimate_training_compute(
+            spec, gpu, request.examples, request.mean_tokens or spec.seq_len, request.epochs, request.utilization
+        )
+    fit_rows = None
+    if request.fit_all:
+        fit_rows = [
+            GpuFit(
+                gpu=g.name, memory_bytes=g.memory_bytes, usable_bytes=usable_bytes(g, request.headroom),
+                peak_bytes=memory.peak_bytes, fits=fits(memory, g, request.headroom),
+                price_per_hour_usd=g.price_per_hour_usd,
+            )
+            for g in sorted(gpus, key=lambda g: (g.memory_bytes, g.name))
+        ]
+    return JobEstimate(
+        spec=spec,
+        precision_reason=precision_reason,
+        memory=memory,
+        gpu=gpu,
+        usable_bytes=usable_bytes(gpu, request.headroom) if gpu else None,
+        fits=fits(memory, gpu, request.headroom) if gpu else None,
+        compute=compute,
+        fit=fit_rows,
+        max_batch_size=largest_fitting(spec, gpu, "batch_size", 4096, request.headroom)
+        if request.max_batch and gpu else None,
+        max_seq_len=largest_fitting(spec, gpu, "seq_len", spec.model.max_context or SEQ_SEARCH_CAP, request.headroom)
+        if request.max_seq_len and gpu else None,
+    )

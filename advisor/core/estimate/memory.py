@@ -1,0 +1,594 @@
+"""Peak memory per GPU of inference, full fine-tuning, LoRA, QLoRA and DPO, component by component.
+
+Training peak = max over phases of what is allocated at that moment (HF blog "Visualize and understand
+GPU memory in PyTorch": the peak moves between the forward pass and the optimizer step):
+
+    forward   = states + saved activations + the loss's transient tensors (logits tile or full logits)
+    backward  = states + saved activations + vocabulary gradients + one recomputed block (checkpointing)
+    optimizer = states + gradients (transformers' default `adamw_torch_fused` updates in place)
+    eval      = states + one block's working set and the logits of an eval batch (no_grad)
+
+where states = weights (+ fp32 master copy under AMP) + optimizer state, sharded by ZeRO/FSDP.
+
+Saved activations are counted tensor by tensor as transformers' Llama-family decoder block saves them
+for backward with PyTorch autograd (read off `torch.autograd.graph.saved_tensors_hooks` on transformers
+5.x; `tests/test_estimate_memory.py` checks the sum against the real hooks):
+
+    RMSNorm    x in fp32 (pow/mul), rsqrt (fp32, one per token), the normed value before the weight
+               (only when the norm weight trains), and the output (saved by the next trainable linear)
+    attention  SDPA/flash: q, k, v, output, and a fp32 log-sum-exp per head and token (no s×s term);
+               eager: q and the GQA-repeated k and v, softmax in fp32 (b·a·s²·4) and its cast, the
+               re-laid-out output (Korthikanti et al. 2022, arXiv:2205.05198, §4 for the s² term)
+    MLP        gated: gate output (act input), act output and up output (mul), the product (down input)
+    LoRA       per adapted linear whose input needs a gradient: dropout mask and dropout output (cast to
+               the adapter dtype: fp32 for LoRA, bf16 for QLoRA under TRL), and the r-wide lora_A output
+    loss       chunked (TRL's fused LM head, trl/kernels/chunked_logprob.py): a copy of the final hidden
+               states, fp32 log-normaliser and entropy per token, the labels; the logits exist only as one
+               [4096 tokens × 32768 vocabulary] tile at a time, in forward and again in backward.
+               full (transformers' ForCausalLMLoss): the fp32 log-softmax over b·s·V, next to the 16-bit
+               logits and their fp32 upcast
+
+With gradient checkpointing (non-reentrant or reentrant, as transformers wraps each decoder block) only
+each block's input is kept; one block is recomputed at a time in backward.
+
+QLoRA: bitsandbytes (>= 0.45) MatMul4Bit keeps only the packed weight for backward, not its input, so a
+4-bit base saves what a 16-bit frozen base saves (checked on CPU in the tests); older releases (0.41, used
+by litgpt's published tables) kept the input too.
+
+Ignored: activation memory of the embedding gather, cuBLAS workspaces (inside the CUDA context term),
+DDP gradient buckets, NCCL buffers, and kernels whose saved layout differs from PyTorch's SDPA
+(Liger/Unsloth fused losses, FlashAttention-2 varlen padding-free batches store less).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from advisor.core.estimate import params as P
+from advisor.core.models import EstimateSpec, MemoryEstimate, ModelSpec
+
+__all__ = ["ActivationBytes", "estimate_memory", "saved_activation_bytes", "optimizer_state_bytes"]
+
+GiB = 1024**3
+MiB = 1024**2
+
+# CUDA context + cuBLAS/cuDNN handles, outside PyTorch's allocator: gpu_poor adds a fixed 650 MB
+# "cuda + other overhead" (RahulSChand/gpu_poor src/App.js); vram.asmirnov.xyz gives 300 MiB–2 GiB.
+CUDA_CONTEXT_BYTES = 650 * 1000**2
+# Reserved minus allocated (caching-allocator rounding and fragmentation). Published runs show
+# 1–2 GiB between allocated and reserved peaks at 15–40 GiB (shared/research/memory-estimators.md §2.6).
+ALLOCATOR_FRAGMENTATION = 0.05
+# Bytes of one element per storage dtype.
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+# LoRA adapters: PEFT (>=0.12) keeps them in fp32 over a 16-bit base (get_peft_model(autocast_adapter_dtype=True));
+# TRL's SFTTrainer/DPOTrainer cast QLoRA adapters to bf16 (QLoRA paper §3; trl/trainer/sft_trainer.py).
+ADAPTER_BYTES = 4
+QLORA_ADAPTER_BYTES = 2
+# torch.optim AdamW keeps exp_avg and exp_avg_sq in the parameter's dtype, plus a 0-d fp32 `step` tensor.
+ADAMW_MOMENTS = 2
+STEP_TENSOR_BYTES = 4
+# bitsandbytes 8-bit optimizers: uint8 states with one fp32 absmax per block of 256 values
+# (bitsandbytes/optim/optimizer.py, blockwise=True); tensors under 4096 values keep 32-bit state (min_8bit_size).
+BNB8_BLOCK = 256
+BNB8_MIN_SIZE = 4096
+# transformers.optimization.Adafactor: factored fp32 second moments (rows + columns) and a 0-d fp32 RMS.
+ADAFACTOR_RMS_BYTES = 4
+# Loss over the vocabulary: transformers' ForCausalLMLoss upcasts logits to fp32 and log_softmax saves its
+# fp32 output; in backward the fp32 gradient and its 16-bit cast coexist with the saved log-probs.
+LOSS_FP32_BYTES = 4
+TOKEN_ID_BYTES = 8  # int64 labels / input ids
+# TRL's fused LM head (trl/kernels/chunked_logprob.py TOKEN_CHUNK_SIZE; trl/trainer/utils.py
+# _CHUNKED_LOGPROB_CHUNK_SIZE): logits tiles of 4096 tokens × 32768 vocabulary entries in the compute dtype.
+FUSED_TOKEN_TILE = 4096
+FUSED_VOCAB_TILE = 32768
+# Per token the fused head keeps fp32 running statistics in forward (max, sum, x·sum, sq-sum, z-sum,
+# max-before-target, target logit) and saves log-normaliser and entropy for backward.
+FUSED_FP32_PER_TOKEN = 7
+FUSED_SAVED_FP32_PER_TOKEN = 2
+
+
+@dataclass(frozen=True)
+class ActivationBytes:
+    """What autograd keeps between forward and backward, split where the estimate needs it."""
+
+    per_block: int  # one decoder block, everything saved in it (no checkpointing)
+    blocks: int  # all blocks as kept (checkpointing: their inputs only)
+    head: int  # final norm, LM-head input, embedding ids, rotary tables
+    loss: int  # fp32 log-probs and labels over the vocabulary
+
+    @property
+    def total(self) -> int:
+        return self.blocks + self.head + self.loss
+
+
+def _adapter_bytes(spec: EstimateSpec) -> int:
+    """Bytes of one LoRA adapter element as TRL + PEFT create it (bf16 for QLoRA, else fp32)."""
+    return QLORA_ADAPTER_BYTES if spec.train_method == "qlora" else ADAPTER_BYTES
+
+
+def _compute_bytes(spec: EstimateSpec) -> int:
+    """Bytes of an activation element: 16-bit under bf16/fp16 (pure or autocast), else 4."""
+    return 4 if spec.precision == "fp32" else 2
+
+
+def _residual_bytes(spec: EstimateSpec) -> int:
+    """The residual stream stays fp32 under autocast (fp32 embeddings + 16-bit outputs promote to fp32)."""
+    return 4 if spec.precision in ("fp32", "bf16-mixed", "fp16-mixed") else 2
+
+
+def _norm_saved(spec: EstimateSpec, tokens: int, x_needs_grad: bool, weight_trains: bool) -> int:
+    h = spec.model.hidden_size
+    if not x_needs_grad and not weight_trains:
+        return 0
+    if spec.model.norm == "layernorm":
+        # native_layer_norm saves its input, mean and rstd (fp32 per token).
+        return tokens * h * _residual_bytes(spec) + 2 * tokens * 4
+    saved = tokens * h * 4 + tokens * 4 if x_needs_grad else 0  # x upcast to fp32, rsqrt
+    if weight_trains:
+        saved += tokens * h * _residual_bytes(spec)  # normed value before the weight multiply
+    return saved
+
+
+def _attention_saved(spec: EstimateSpec, batch: int, seq: int) -> int:
+    m, dt = spec.model, _compute_bytes(spec)
+    tokens = batch * seq
+    q_dim, kv_dim = m.n_heads * m.head_dim, m.n_kv_heads * m.head_dim
+    if spec.attention == "eager":
+        probs = batch * m.n_heads * seq * seq
+        cast = probs * dt if dt != 4 else 0
+        # q, GQA-repeated k and v; fp32 softmax output and its cast to the compute dtype; the output,
+        # re-laid out for o_proj, is saved only when o_proj's weight trains.
+        relaid = tokens * q_dim * dt if spec.train_method == "full" else 0
+        return 3 * tokens * q_dim * dt + relaid + probs * 4 + cast
+    lse = batch * m.n_heads * seq * 4
+    return (2 * q_dim + 2 * kv_dim) * tokens * dt + lse
+
+
+def _lora_saved(spec: EstimateSpec, tokens: int, module: P.LinearModule, input_needs_grad: bool) -> int:
+    dt = _compute_bytes(spec)
+    copies = module.n_per_layer
+    width = module.in_features
+    ab = _adapter_bytes(spec)  # PEFT casts each adapter's input to the adapter dtype first
+    saved = tokens * spec.lora_rank * ab  # lora_A output, saved by lora_B
+    if spec.lora_dropout > 0:
+        saved += tokens * width * ab  # dropout output, saved by lora_A
+        if input_needs_grad:
+            mask_bytes = 1 if spec.device == "cuda" else ab  # bool mask on CUDA
+            saved += tokens * width * mask_bytes
+    elif dt != ab:
+        saved += tokens * width * ab  # each adapter casts its input by itself
+    return saved * copies
+
+
+def _shared_lora_inputs(spec: EstimateSpec, tokens: int, adapted: set[str]) -> int:
+    """Dropout 0 and fp32 compute: lora_A saves the module input itself, shared by modules that read it."""
+    if spec.lora_dropout > 0 or _compute_bytes(spec) != _adapter_bytes(spec):
+        return 0
+    m = spec.model
+    groups = {
+        "attn_in": ({"q_proj", "k_proj", "v_proj", "qkv_proj", "query_key_value"}, m.hidden_size),
+        "mlp_in": ({"gate_proj", "up_proj", "gate_up_proj", "dense_h_to_4h", "fc1"}, m.hidden_size),
+        "mlp_mid": ({"down_proj", "dense_4h_to_h", "fc2"}, m.intermediate_size),
+    }
+    if spec.attention == "eager":  # o_proj reads a re-laid-out copy of the attention output
+        groups["attn_out"] = ({"o_proj", "dense"}, m.n_heads * m.head_dim)
+    # With SDPA, o_proj's input is the attention output, which attention saves already.
+    return sum(tokens * width * _adapter_bytes(spec) for names, width in groups.values() if names & adapted)
+
+
+def _input_readers(model: ModelSpec) -> tuple[int, int]:
+    """How many separate linears read the attention input and the MLP input (q/k/v vs fused qkv)."""
+    names = [mod.name for mod in P.layer_linears(model)]
+    attn = sum(n in {"q_proj", "k_proj", "v_proj", "qkv_proj", "query_key_value"} for n in names)
+    mlp = sum(n in {"gate_proj", "up_proj", "gate_up_proj", "dense_h_to_4h", "fc1"} for n in names)
+    return max(attn, 1), max(mlp, 1)
+
+
+def _block_saved(spec: EstimateSpec, batch: int, seq: int, first: bool) -> int:
+    """Bytes one decoder block saves for backward without checkpointing."""
+    m, dt = spec.model, _compute_bytes(spec)
+    tokens = batch * seq
+    full = spec.train_method == "full"
+    # A frozen embedding gives the first block an input that needs no gradient, unless
+    # enable_input_require_grads() was called (transformers does it for checkpointed PEFT models).
+    x_grad = full or not first or spec.grad_ckpt
+    norm_count = m.norms_per_layer
+    saved = _norm_saved(spec, tokens, x_grad, full)
+    saved += (norm_count - 1) * _norm_saved(spec, tokens, True, full)
+    saved += _attention_saved(spec, batch, seq)
+    inter = m.intermediate_size * (m.n_experts_active if m.is_moe else 1)
+    saved += tokens * inter * dt * (3 if m.mlp_gated else 1)  # act input; act and up outputs (mul)
+    if full:
+        # Normed inputs of the attention and MLP projections (one shared norm with parallel attention).
+        # Under autocast every projection casts its fp32 input to 16-bit by itself and saves its own copy.
+        readers = _input_readers(m) if spec.precision.endswith("-mixed") else (1, 1)
+        shared_norms = 1 if norm_count == 1 else 2
+        saved += tokens * m.hidden_size * dt * (sum(readers) if shared_norms == 2 else max(readers))
+        saved += tokens * inter * dt  # down-projection input
+        return saved
+    adapted = P.resolve_lora_targets(m, spec.lora_targets)
+    names = {mod.name for mod in adapted}
+    for mod in adapted:
+        reads_residual = mod.name in {"q_proj", "k_proj", "v_proj", "qkv_proj", "query_key_value"}
+        tokens_mod = tokens * (m.n_experts_active if mod.is_expert else 1)
+        mod_once = P.LinearModule(mod.name, mod.in_features, mod.out_features, mod.has_bias, 1, mod.is_expert)
+        saved += _lora_saved(spec, tokens_mod, mod_once, x_grad or not reads_residual)
+    return saved + _shared_lora_inputs(spec, tokens, names)
+
+
+def saved_activation_bytes(spec: EstimateSpec) -> ActivationBytes:
+    """Bytes autograd keeps from the forward pass to the backward pass of one micro-batch.
+
+    Args:
+        spec: The training job (method, precision, LoRA settings, batch, sequence length, checkpointing).
+
+    Returns:
+        The saved bytes per block, over all blocks as kept, for the head and for the loss.
+    """
+    m = spec.model
+    b, s = spec.batch_size, spec.seq_len
+    tokens = b * s
+    full = spec.train_method == "full"
+    rb, dt = _residual_bytes(spec), _compute_bytes(spec)
+    per_block = _block_saved(spec, b, s, first=False)
+    if spec.grad_ckpt:
+        blocks = m.n_layers * tokens * m.hidden_size * rb  # each block's input
+        head = 0
+    else:
+        blocks = _block_saved(spec, b, s, first=True) + (m.n_layers - 1) * per_block
+        head = 2 * s * m.head_dim * dt  # rotary cos/sin, shared by all blocks
+    head += _norm_saved(spec, tokens, True, full)  # final norm
+    if full:
+        head += tokens * TOKEN_ID_BYTES  # embedding ids
+    if spec.loss_kernel == "chunked":
+        # The fused head saves its own copy of the hidden states, labels, a mask, and two fp32 per token.
+        loss = tokens * (m.hidden_size * dt + TOKEN_ID_BYTES + 1 + FUSED_SAVED_FP32_PER_TOKEN * 4)
+        return ActivationBytes(per_block=per_block, blocks=blocks, head=head, loss=loss)
+    if full:
+        head += tokens * m.hidden_size * dt  # LM-head input, saved by the trainable head
+    loss = tokens * m.vocab_size * LOSS_FP32_BYTES + tokens * TOKEN_ID_BYTES
+    if m.arch == "gemma2":
+        loss += tokens * m.vocab_size * dt  # final logit soft-capping keeps tanh's output
+    return ActivationBytes(per_block=per_block, blocks=blocks, head=head, loss=loss)
+
+
+# --- model states -----------------------------------------------------------------------------------
+
+
+def _weight_bytes(spec: EstimateSpec) -> int:
+    """Bytes per stored weight: 4 for fp32 and for autocast (the model stays fp32), else 2."""
+    return 2 if spec.precision in ("bf16", "fp16") else 4
+
+
+def _trainable_shapes(spec: EstimateSpec) -> list[tuple[int, ...]]:
+    """Shape of every trainable tensor, one entry per tensor (the optimizer keeps state per tensor)."""
+    m = spec.model
+    layers = m.n_layers
+    if spec.uses_lora:
+        shapes: list[tuple[int, ...]] = []
+        for mod in P.resolve_lora_targets(m, spec.lora_targets):
+            rank = spec.lora_rank * mod.lora_rank_factor
+            one = [(rank, mod.in_features), (mod.out_features, rank)]
+            shapes += one * (mod.n_per_layer * layers)
+        return shapes
+    h = m.hidden_size
+    norm = [(h,), (h,)] if m.norm == "layernorm" else [(h,)]
+    block: list[tuple[int, ...]] = []
+    for mod in P.layer_linears(m):
+        if mod.is_expert:  # transformers 5 stores the experts of a block as one 3-D parameter
+            block.append((mod.n_per_layer, mod.out_features, mod.in_features))
+            continue
+        block += [(mod.out_features, mod.in_features)] * mod.n_per_layer
+        if mod.has_bias:
+            block += [(mod.out_features,)] * mod.n_per_layer
+    block += norm * m.norms_per_layer
+    if m.qk_norm:
+        block += [(m.head_dim,), (m.head_dim,)]
+    shapes = [(m.vocab_size, h)] + block * layers + norm
+    if not m.tie_embeddings:
+        shapes.append((m.vocab_size, h))
+    return shapes
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _trainable_param_bytes(spec: EstimateSpec) -> int:
+    """Bytes of one trainable element: adapters are fp32 (PEFT), full weights follow the precision."""
+    return _adapter_bytes(spec) if spec.uses_lora else _weight_bytes(spec)
+
+
+def optimizer_state_bytes(spec: EstimateSpec) -> int:
+    """Exact optimizer state of all trainable tensors after the first step, before sharding.
+
+    Args:
+        spec: Method, precision, LoRA settings and optimizer.
+
+    Returns:
+        Bytes: AdamW two moments in the parameter dtype plus a 0-d fp32 step per tensor; 8-bit AdamW
+        one byte per moment plus an fp32 absmax per 256 values (32-bit state under 4096 values);
+        Adafactor factored fp32 second moments (rows + columns) and an RMS scalar; SGD nothing (no momentum).
+    """
+    pb = _trainable_param_bytes(spec)
+    shapes = _trainable_shapes(spec)
+    total = 0
+    for shape in shapes:
+        n = _numel(shape)
+        if spec.optimizer in ("adamw", "paged-adamw"):
+            total += ADAMW_MOMENTS * n * pb + STEP_TENSOR_BYTES
+        elif spec.optimizer in ("adamw-8bit", "paged-adamw-8bit"):
+            if n < BNB8_MIN_SIZE:
+                total += ADAMW_MOMENTS * n * 4
+            else:
+                blocks = -(-n // BNB8_BLOCK)
+                total += ADAMW_MOMENTS * (n + blocks * 4)
+        elif spec.optimizer == "adafactor":
+            # transformers' Adafactor upcasts 16-bit gradients and keeps its state in fp32, plus a 0-d RMS.
+            factored = _numel(shape[:-1]) + _numel(shape[:-2] + shape[-1:]) if len(shape) >= 2 else n
+            total += factored * 4 + ADAFACTOR_RMS_BYTES
+    return total
+
+
+# --- the estimate -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _States:
+    weights: int
+    master: int
+    gradients: int
+    optimizer: int
+    reference: int
+    cpu: int
+    gather: int  # ZeRO-3/FSDP: all-gathered full layers in flight (current + prefetched)
+
+
+def _dequant_bytes(spec: EstimateSpec) -> int:
+    """QLoRA: the largest linear dequantized to the compute dtype while it runs (one at a time); else 0."""
+    if spec.train_method != "qlora":
+        return 0
+    big = _largest_linear(spec.model)
+    return big.in_features * big.out_features * _compute_bytes(spec)
+
+
+def _largest_linear(model: ModelSpec) -> P.LinearModule:
+    """The largest nn.Linear of a block (what bitsandbytes quantizes and dequantizes one at a time)."""
+    linears = [mod for mod in P.layer_linears(model) if mod.is_nn_linear] or P.layer_linears(model)
+    return max(linears, key=lambda mod: mod.in_features * mod.out_features)
+
+
+def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -> tuple[_States, list[str]]:
+    m, notes = spec.model, []
+    wb = _weight_bytes(spec)
+    method = spec.train_method
+    if method == "qlora":
+        unq = 4 if spec.precision == "fp32" else 2
+        nf4 = P.nf4_bytes(m, spec.double_quant, unquantized_bytes_per_param=unq)
+        base = nf4.total_bytes
+        notes.append(
+            f"QLoRA base: NF4 4-bit linears {nf4.quantized_bytes} B + quantization constants "
+            f"{nf4.quant_state_bytes} B (double_quant={spec.double_quant}) + unquantized modules "
+            f"{nf4.unquantized_bytes} B in {unq}-byte dtype (bitsandbytes via transformers)"
+        )
+    else:
+        base = inv.n_params * wb
+    weights, master = base, 0
+    if spec.uses_lora:
+        weights += n_trainable * _adapter_bytes(spec)
+        notes.append(
+            "LoRA adapters in bf16: TRL casts QLoRA adapters to bf16 (QLoRA paper §3)"
+            if spec.train_method == "qlora"
+            else "LoRA adapters in fp32: PEFT get_peft_model(autocast_adapter_dtype=True) upcasts them"
+        )
+    if spec.precision.endswith("-mixed") and method != "qlora":
+        master = base  # the fp32 model
+        weights = n_trainable * 2 + (n_trainable * _adapter_bytes(spec) if spec.uses_lora else 0)
+        notes.append(
+            "mixed precision: the model stays fp32 (master weights); autocast caches a 16-bit copy of each "
+            "trainable weight during forward/backward (HF docs 'model memory anatomy': 6 B/param of weights)"
+        )
+    grads = n_trainable * _trainable_param_bytes(spec)
+    opt = optimizer_state_bytes(spec)
+    reference = 0
+    if spec.method == "dpo" and not spec.uses_lora:
+        reference = base if not spec.precision.endswith("-mixed") else inv.n_params * 2
+        notes.append("DPO with a fully trained policy keeps a frozen reference copy of the model")
+    elif spec.method == "dpo":
+        notes.append("DPO with LoRA: the reference is the base with the adapter switched off (no copy)")
+
+    n, cpu, gather = spec.n_gpus, 0, 0
+    if spec.offload_optimizer:
+        # ZeRO-Offload keeps fp32 gradients, master weights and optimizer state on the CPU and runs the
+        # step there (DeepSpeed estimate_zero2/3_model_states_mem_needs; FSDP CPUOffload moves gradients too).
+        cpu += opt + master + grads
+        opt, master, grads = 0, 0, 0
+        notes.append("optimizer state, gradients and fp32 master weights offloaded to CPU memory")
+    if spec.zero_stage >= 1:
+        opt, master = -(-opt // n), -(-master // n)
+    if spec.zero_stage >= 2:
+        grads = -(-grads // n)
+    if spec.zero_stage == 3:
+        if spec.offload_params:
+            cpu += weights
+            weights = 0
+        else:
+            weights, reference = -(-weights // n), -(-reference // n)
+        # Blocks are gathered in their stored form: NF4 for QLoRA, the weight dtype otherwise.
+        per_param = base / inv.n_params if method == "qlora" else wb
+        gather = 2 * int(inv.layer_params * per_param)
+        notes.append("ZeRO-3/FSDP: two decoder blocks all-gathered at a time (current + prefetch)")
+    if spec.zero_stage:
+        notes.append(
+            f"ZeRO stage {spec.zero_stage} over {n} GPUs: optimizer"
+            + (", gradients" if spec.zero_stage >= 2 else "")
+            + (", parameters" if spec.zero_stage == 3 else "")
+            + f" divided by {n} (DeepSpeed ZeRO, Rajbhandari et al. 2020)"
+        )
+    return _States(weights, master, grads, opt, reference, cpu, gather), notes
+
+
+def _logit_bytes(spec: EstimateSpec, tokens: int) -> tuple[int, int]:
+    """Transient tensors at the loss, beyond what is saved: (forward, backward).
+
+    chunked: one logits tile and the per-token fp32 statistics; in backward the tile, the fp32 gradient
+    of the hidden states, and — when the LM head trains — its fp32 gradient, cast to the weight dtype at
+    the end, and a compute-dtype copy of each weight slice when the weights are stored wider.
+    full: logits and their fp32 upcast; in backward their gradients.
+    """
+    m, dt, v = spec.model, _compute_bytes(spec), spec.model.vocab_size
+    if spec.loss_kernel == "chunked":
+        tile = min(tokens, FUSED_TOKEN_TILE) * FUSED_VOCAB_TILE * dt  # the buffer is full width even for small V
+        forward = tile + tokens * FUSED_FP32_PER_TOKEN * 4
+        backward = tile + tokens * m.hidden_size * 4
+        if spec.train_method == "full":
+            wb = _weight_bytes(spec)
+            backward += v * m.hidden_size * (4 + wb)
+            if wb != dt:
+                backward += min(v, FUSED_VOCAB_TILE) * m.hidden_size * dt
+        return forward, backward
+    upcast = LOSS_FP32_BYTES if dt != LOSS_FP32_BYTES else 0
+    return tokens * v * (dt + upcast), tokens * v * (LOSS_FP32_BYTES + dt)
+
+
+def _training_phases(spec: EstimateSpec, st: _States, acts: ActivationBytes) -> dict[str, int]:
+    tokens = spec.batch_size * spec.seq_len
+    resident = st.weights + st.master + st.optimizer + st.reference + st.gather
+    workspace = _dequant_bytes(spec)
+    logits_fwd, logits_bwd = _logit_bytes(spec, tokens)
+    # DPO scores chosen and rejected (2 sequences per pair) with the policy, and with the reference
+    # under no_grad first (its logits are freed before the policy's forward).
+    recompute = acts.per_block if spec.grad_ckpt else 0
+    forward = resident + acts.total + logits_fwd + workspace
+    backward = resident + acts.total + logits_bwd + recompute + workspace
+    grads_end = resident + st.gradients + workspace
+    step = resident + st.gradients
+    eval_phase = resident + _eval_working_set(spec, tokens)
+    return {
+        "forward": forward,
+        "backward": max(backward, grads_end),
+        "optimizer": step,
+        "eval": eval_phase,
+    }
+
+
+def _eval_working_set(spec: EstimateSpec, tokens: int) -> int:
+    """no_grad forward: one block's transient tensors plus logits and their fp32 upcast."""
+    m, dt = spec.model, _compute_bytes(spec)
+    inter = m.intermediate_size * (m.n_experts_active if m.is_moe else 1)
+    block = tokens * (3 * m.hidden_size + (3 if m.mlp_gated else 2) * inter) * dt
+    logits_fwd, _ = _logit_bytes(spec, tokens)
+    if spec.loss_kernel == "chunked":
+        return block + logits_fwd
+    return block + logits_fwd + tokens * m.vocab_size * LOSS_FP32_BYTES
+
+
+def _inference(spec: EstimateSpec, inv: P.ParamInventory) -> MemoryEstimate:
+    m, dt = spec.model, _compute_bytes(spec)
+    weights = inv.n_params * _weight_bytes(spec)
+    context = spec.context_tokens or spec.seq_len
+    kv = 2 * m.n_layers * m.n_kv_heads * m.head_dim * context * spec.batch_size * dt
+    # Prefill of the whole prompt: one block's working set; generation keeps only the last position's logits.
+    inter = m.intermediate_size * (m.n_experts_active if m.is_moe else 1)
+    tokens = spec.batch_size * context
+    workspace = tokens * (3 * m.hidden_size + (3 if m.mlp_gated else 2) * inter) * dt
+    workspace += spec.batch_size * m.vocab_size * LOSS_FP32_BYTES
+    allocated = weights + kv + workspace
+    notes = [
+        f"weights in {_weight_bytes(spec)}-byte dtype; KV cache 2·layers·kv_heads·head_dim·tokens·batch·{dt} B "
+        f"for {context} tokens × batch {spec.batch_size}",
+        "prefill working set: one decoder block's intermediate tensors over the prompt (SDPA, no s×s matrix)",
+        *_common_notes(),
+    ]
+    return MemoryEstimate(
+        n_params=inv.n_params,
+        n_trainable_params=0,
+        weights_bytes=weights,
+        kv_cache_bytes=kv,
+        workspace_bytes=workspace,
+        cuda_context_bytes=_context(spec),
+        allocator_overhead_bytes=int(allocated * ALLOCATOR_FRAGMENTATION),
+        phases_bytes={"prefill": allocated},
+        peak_phase="prefill",
+        assumptions=notes,
+    )
+
+
+def _context(spec: EstimateSpec) -> int:
+    return CUDA_CONTEXT_BYTES if spec.device == "cuda" else 0
+
+
+def _common_notes() -> list[str]:
+    return [
+        f"CUDA context {CUDA_CONTEXT_BYTES / 1e6:.0f} MB outside the allocator (gpu_poor's fixed 650 MB; "
+        "vram.asmirnov.xyz: 300 MiB–2 GiB)",
+        f"allocator fragmentation {ALLOCATOR_FRAGMENTATION:.0%} of the allocated peak (reserved − allocated "
+        "in published runs: 1–2 GiB at 15–40 GiB)",
+    ]
+
+
+def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
+    """Estimate peak memory per GPU for one training step (or for inference).
+
+    Args:
+        spec: Model architecture, method, precision, optimizer, LoRA/QLoRA settings, micro-batch,
+            sequence length, checkpointing, attention kernel and sharding.
+
+    Returns:
+        The breakdown per component, the allocated bytes at the end of each phase, the phase that sets
+        the peak, and every assumption behind the numbers.
+    """
+    inv = P.count_params(spec.model)
+    if spec.method == "inference":
+        return _inference(spec, inv)
+    if spec.uses_lora:
+        n_trainable = P.lora_params(spec.model, spec.lora_rank, spec.lora_targets)
+    else:
+        n_trainable = inv.n_params
+    states, notes = _model_states(spec, inv, n_trainable)
+    act_spec = spec
+    if spec.method == "dpo":
+        # TRL's DPOTrainer runs chosen and rejected through the policy as one concatenated batch.
+        act_spec = spec.model_copy(update={"batch_size": 2 * spec.batch_size})
+        notes.append("DPO: chosen and rejected sequences go through the model together (2 × micro-batch)")
+    acts = saved_activation_bytes(act_spec)
+    phases = _training_phases(act_spec, states, acts)
+    peak_phase = max(phases, key=phases.__getitem__)
+    tokens = act_spec.batch_size * act_spec.seq_len
+    logits_fwd, logits_bwd = _logit_bytes(act_spec, tokens)
+    workspace = _dequant_bytes(spec)
+    if workspace:
+        notes.append(f"QLoRA: the largest linear ({_largest_linear(spec.model).name}) dequantized to the compute "
+                     "dtype while it runs")
+    notes += [
+        f"activations: tensors autograd saves per decoder block ({acts.per_block} B at micro-batch "
+        f"{act_spec.batch_size} × {spec.seq_len} tokens, attention `{spec.attention}`)"
+        + ("; gradient checkpointing keeps each block's input and recomputes one block" if spec.grad_ckpt else ""),
+        "loss: TRL's fused LM head, logits one 4096 × 32768 tile at a time (trl/kernels/chunked_logprob.py)"
+        if spec.loss_kernel == "chunked"
+        else "loss: logits upcast to fp32 and fp32 log-probs over the vocabulary (transformers ForCausalLMLoss)",
+        f"optimizer `{spec.optimizer}` over {n_trainable} trainable parameters",
+        *_common_notes(),
+    ]
+    allocated = phases[peak_phase]
+    return MemoryEstimate(
+        n_params=inv.n_params,
+        n_trainable_params=n_trainable,
+        weights_bytes=states.weights,
+        master_weights_bytes=states.master,
+        gradients_bytes=states.gradients,
+        optimizer_bytes=states.optimizer,
+        activations_bytes=acts.blocks + acts.head,
+        logits_bytes=acts.loss + max(logits_fwd, logits_bwd),
+        reference_bytes=states.reference,
+        workspace_bytes=workspace + states.gather + (acts.per_block if spec.grad_ckpt else 0),
+        cuda_context_bytes=_context(spec),
+        allocator_overhead_bytes=int(allocated * ALLOCATOR_FRAGMENTATION),
+        phases_bytes=phases,
+        peak_phase=peak_phase,
+        cpu_offload_bytes=states.cpu,
+        assumptions=notes,
+    )

@@ -1,0 +1,162 @@
+"""Estimator inputs and outputs: the job as the estimator sees it, and the memory, compute, serving and benefit estimates."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, computed_field, model_validator
+
+from advisor.core.models.base import AttentionKernel, Method, Model, Optimizer, Precision
+from advisor.core.models.catalog import ModelSpec
+
+__all__ = ["BenefitEstimate", "BenefitLabel", "ComputeEstimate", "EstimateSpec", "MemoryEstimate", "ServingEstimate"]
+
+
+class EstimateSpec(Model):
+    """Everything that decides memory, time and cost of one job on one kind of GPU."""
+
+    model: ModelSpec
+    method: Method = Field(description="What runs: inference, full fine-tuning, LoRA, QLoRA or DPO")
+    dpo_policy: Literal["full", "lora", "qlora"] = Field(
+        "lora", description="With method=dpo: how the policy is trained (LoRA: the reference is the adapter off)"
+    )
+    precision: Precision = Field(
+        "bf16",
+        description="Weights/compute: fp32; pure bf16/fp16; or *-mixed (fp32 master weights, 16-bit autocast)",
+    )
+    optimizer: Optimizer = Field("adamw", description="Optimizer of the trainable parameters")
+    lora_rank: int = Field(16, ge=1, description="LoRA rank r")
+    lora_targets: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names that get adapters, or `all-linear` (every linear but the LM head)"
+    )
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input (saves a mask when > 0)")
+    double_quant: bool = Field(True, description="QLoRA: quantize the NF4 absmax constants again (8-bit)")
+    batch_size: int = Field(1, ge=1, description="Micro-batch per GPU, in sequences")
+    seq_len: int = Field(1024, ge=1, description="Tokens per sequence as the GPU sees it (padded or packed)")
+    grad_ckpt: bool = Field(True, description="Gradient checkpointing: keep only each block's input")
+    attention: AttentionKernel = Field("sdpa", description="Attention kernel: sdpa/flash keep no s×s matrix")
+    n_gpus: int = Field(1, ge=1, description="GPUs in data parallel")
+    zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage (3 is FSDP full sharding)")
+    offload_optimizer: bool = Field(False, description="ZeRO/FSDP: optimizer state lives in CPU memory")
+    offload_params: bool = Field(False, description="ZeRO-3/FSDP: parameters live in CPU memory")
+    context_tokens: int | None = Field(
+        None, ge=1, description="Inference: tokens held in the KV cache per sequence; None: seq_len"
+    )
+    device: Literal["cuda", "cpu"] = Field(
+        "cuda", description="Where it runs: a CUDA GPU (the default) or the CPU (saved-tensor layout differs a little)"
+    )
+    loss_kernel: Literal["chunked", "full"] = Field(
+        "chunked",
+        description="chunked: TRL's fused LM head scores tiles of the vocabulary and never holds b·s·V logits "
+        "(what `advisor train` runs); full: transformers' loss over materialised fp32 logits (plain Trainer)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EstimateSpec:
+        problems = []
+        if self.uses_lora and self.lora_rank > self.model.hidden_size:
+            problems.append(
+                f"lora_rank must be ≤ hidden_size (got {self.lora_rank} > {self.model.hidden_size})"
+            )
+        if self.offload_params and self.zero_stage != 3:
+            problems.append("offload_params needs zero_stage 3 (parameters are only sharded at stage 3)")
+        if self.zero_stage and self.n_gpus == 1 and not (self.offload_optimizer or self.offload_params):
+            problems.append("zero_stage > 0 shards over GPUs: set n_gpus > 1, or an offload option")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def train_method(self) -> Literal["full", "lora", "qlora"] | None:
+        """The way weights are trained (DPO resolved to its policy); None for inference."""
+        if self.method == "inference":
+            return None
+        if self.method == "dpo":
+            return self.dpo_policy
+        return self.method
+
+    @property
+    def uses_lora(self) -> bool:
+        return self.train_method in ("lora", "qlora")
+
+
+
+class MemoryEstimate(Model):
+    """Peak memory per GPU, component by component, with the phase that sets the peak."""
+
+    n_params: int = Field(description="All parameters of the model")
+    n_trainable_params: int = Field(description="Parameters that receive gradients")
+    weights_bytes: int = Field(description="Model weights as stored on the GPU (per GPU after sharding)")
+    master_weights_bytes: int = Field(0, description="fp32 master copy under mixed precision")
+    gradients_bytes: int = Field(0, description="Gradients of the trainable parameters")
+    optimizer_bytes: int = Field(0, description="Optimizer state of the trainable parameters")
+    activations_bytes: int = Field(0, description="Tensors saved for backward over all layers")
+    logits_bytes: int = Field(0, description="Logits, their fp32 upcast and loss buffers over the vocabulary")
+    reference_bytes: int = Field(0, description="DPO: a separate frozen reference model")
+    kv_cache_bytes: int = Field(0, description="Inference: keys and values of every cached token")
+    workspace_bytes: int = Field(
+        0, description="Transient buffers: dequantized layer, all-gathered shard, optimizer step temporaries"
+    )
+    cuda_context_bytes: int = Field(description="CUDA context and kernels, outside PyTorch's allocator")
+    allocator_overhead_bytes: int = Field(description="Fragmentation: reserved but not allocated")
+    phases_bytes: dict[str, int] = Field(description="Allocated bytes at the end of each phase")
+    peak_phase: str = Field(description="Phase that sets the peak")
+    cpu_offload_bytes: int = Field(0, description="Optimizer state or parameters held in CPU memory")
+    assumptions: list[str] = Field(description="Every constant and choice behind the numbers, with its source")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def peak_allocated_bytes(self) -> int:
+        """What `torch.cuda.max_memory_allocated` should report."""
+        return self.phases_bytes[self.peak_phase]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def peak_bytes(self) -> int:
+        """What the GPU must hold: allocated peak + fragmentation + CUDA context (≈ nvidia-smi)."""
+        return self.peak_allocated_bytes + self.allocator_overhead_bytes + self.cuda_context_bytes
+
+
+
+class ComputeEstimate(Model):
+    """Training (or indexing) FLOPs, wall time and cost on a given GPU."""
+
+    n_tokens: int = Field(description="Tokens processed, epochs included")
+    flops: float = Field(description="Floating-point operations")
+    flops_per_token: float = Field(description="FLOPs per token, forward and backward")
+    peak_tflops: float = Field(description="Dense peak of the GPU at the chosen precision, per GPU")
+    utilization: float = Field(description="Model FLOPs utilisation assumed (fraction of peak)")
+    hours: float = Field(description="Wall-clock hours")
+    gpu_hours: float = Field(description="hours × GPUs")
+    price_per_hour_usd: float | None = Field(description="Price per GPU-hour; None when unknown")
+    usd: float | None = Field(description="Cost of the job; None when the price is unknown")
+    assumptions: list[str]
+
+
+
+class ServingEstimate(Model):
+    """Monthly cost of answering a request volume, self-hosted or through an API."""
+
+    kind: Literal["api", "self_hosted"]
+    monthly_usd: float = Field(description="USD per 30-day month (730 hours for always-on GPUs)")
+    input_tokens_per_day: int
+    output_tokens_per_day: int
+    n_gpus: int = Field(0, description="Self-hosted: GPUs kept running (replicas × GPUs per replica)")
+    max_batch: int = Field(0, description="Self-hosted: concurrent sequences one replica's memory holds")
+    output_tokens_per_s: float = Field(0.0, description="Self-hosted: decode throughput of one replica")
+    gpu_hours_per_day: float = Field(0.0, description="Self-hosted: busy GPU-hours the volume needs")
+    assumptions: list[str]
+
+
+BenefitLabel = Literal["low", "medium", "high"]
+
+
+
+class BenefitEstimate(Model):
+    """Expected gain of one option for the stated goals: a prior from published evidence, not a measurement."""
+
+    score: float = Field(ge=0, le=100, description="0-100: the evidence prior scaled by how much data there is")
+    label: BenefitLabel = Field(description="low < 35 ≤ medium < 65 ≤ high")
+    summary: str = Field(description="What the evidence says to expect, per goal")
+    evidence: list[str] = Field(description="Evidence rows (E-ids of decision-rules.md) with their citations")
+    assumptions: list[str] = Field(description="How data volume and quality scaled the prior")
