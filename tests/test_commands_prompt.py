@@ -72,10 +72,11 @@ def test_run_prints_a_summary_and_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "3 of 3 shots (lexical selection)" in result.stdout
     assert "skipped: `gpt-4o-mini` is not a local model" in result.stdout
-    saved = json.loads((tmp_path / "r" / "result.json").read_text())
+    step_dir = tmp_path / "r" / "1-prompt-few-shot"  # the folder `advisor run` gives the plan's first step
+    saved = json.loads((step_dir / "result.json").read_text())
     as_json = CliRunner().invoke(app, ["prompt", "run", str(_plan(tmp_path)), "--out", str(tmp_path / "r"), "--json"])
     assert json.loads(as_json.stdout)["shots"] == saved["shots"]
-    assert yaml.safe_load((tmp_path / "r" / "plan.yaml").read_text())["steps"][0]["kind"] == "prompt"
+    assert yaml.safe_load((step_dir / "plan.yaml").read_text())["steps"][0]["kind"] == "prompt"
 
 
 def test_check_reports_problems_with_exit_1(tmp_path: Path) -> None:

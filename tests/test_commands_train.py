@@ -55,12 +55,17 @@ def test_missing_plan_and_plan_without_train_step(tmp_path: Path) -> None:
 def test_run_refuses_a_used_folder_and_an_empty_resume(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     out = tmp_path / "used"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
+    step_dir = out / "1-train-lora"  # the folder `advisor run` gives the plan's first step
+    step_dir.mkdir(parents=True)
+    (step_dir / "notes.txt").write_text("mine")
     assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out)]), "is not empty")
     assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out), "--resume"]),
                        "nothing to resume")
-    assert (out / "notes.txt").read_text() == "mine"
+    assert (step_dir / "notes.txt").read_text() == "mine"
+    # --force replaces only an earlier advisor run's outputs: a folder holding anything else is refused.
+    assert_user_error(CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out), "--force"]),
+                      "holds no advisor training run")
+    assert (step_dir / "notes.txt").read_text() == "mine"
 
 
 def test_check_reports_a_ready_plan(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from advisor.core.errors import AdvisorError, UnknownNameError
 from advisor.core.models import Answers, PromptStep, RagStep, TrainStep
-from advisor.core.planning import build_plan, load_plan, save_plan
+from advisor.core.planning import absolute_plan, build_plan, load_plan, save_plan
 from advisor.core.recommend import load_answers, recommend
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -43,7 +43,7 @@ def test_every_option_is_estimated_and_reasoned() -> None:
     assert [o.name for o in rec.options][0] == "qlora"
     lora, qlora = rec.option("lora"), rec.option("qlora")
     assert lora.memory.peak_bytes > qlora.memory.peak_bytes  # 16-bit weights vs 4-bit
-    assert qlora.fits and qlora.setup.gpu == "rtx-3090" and qlora.setup.gpu_owned
+    assert qlora.fits and qlora.step.prediction.gpu == "rtx-3090" and qlora.step.prediction.gpu_owned
     assert qlora.out_of_pocket_usd == 0 < qlora.one_time_usd  # owned GPU, valued at its rental price
     assert "qlora-when-lora-is-tight" in {r.rule_id for r in lora.reasons}
     full = rec.option("full")
@@ -53,7 +53,7 @@ def test_every_option_is_estimated_and_reasoned() -> None:
 def test_renting_picks_the_cheapest_fitting_gpu_and_the_budget_can_exclude_it() -> None:
     rec = recommend(_answers("seed-03", gpu=None, budget_usd=500))
     lora = rec.option("lora")
-    assert lora.feasible and not lora.setup.gpu_owned
+    assert lora.feasible and not lora.step.prediction.gpu_owned
     assert lora.out_of_pocket_usd == lora.one_time_usd > 0
     broke = recommend(_answers("seed-03", gpu=None, budget_usd=0))
     assert not broke.option("lora").feasible
@@ -145,12 +145,14 @@ def test_plan_holds_every_setting_and_loads_back(tmp_path: Path, scenario_id: st
     assert [type(s) for s in plan.steps] == sorted((kinds[n] for n in rec.stack), key=[TrainStep, RagStep, PromptStep].index)
     for step in plan.steps:
         if isinstance(step, TrainStep):
-            setup = rec.option(step.method).setup
-            assert (step.batch_size, step.seq_len, step.n_gpus, step.gpu) == (setup.batch_size, setup.seq_len,
-                                                                              setup.n_gpus, setup.gpu)
+            # The plan step is the job the recommendation estimated, prediction included.
+            estimated = rec.option(step.method).step
+            assert step.model_copy(update={"init_adapter": None}) == estimated
+            assert step.prediction is not None and step.prediction.peak_bytes == rec.option(step.method).memory.peak_bytes
             assert "/" in step.base_model  # a Hugging Face id the backend can load
     save_plan(plan, tmp_path / "plan.yaml")
-    assert load_plan(tmp_path / "plan.yaml") == plan
+    # Loading makes the placeholders' relative paths absolute against the plan's folder; nothing else changes.
+    assert load_plan(tmp_path / "plan.yaml") == absolute_plan(plan, tmp_path)
 
 
 def test_load_answers_errors(tmp_path: Path) -> None:

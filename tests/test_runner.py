@@ -28,27 +28,46 @@ class FakeResult(Model):
     note: str
 
 
-def fake_rag(step, run_dir, *, base_dir, plan_name):
+def fake_rag(step, ctx):
     CALLS.append("rag")
     if "rag" in FAIL:
         raise AdvisorError("the embedding model is missing", "install it")
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    Path(ctx.step_dir).mkdir(parents=True, exist_ok=True)
     return FakeResult(kind="rag", note=str(step.docs_dir))
 
 
-def fake_prompt(step, run_dir, *, base_dir, plan_name):
+def fake_prompt(step, ctx):
     CALLS.append("prompt")
     if "prompt-bug" in FAIL:
         raise ZeroDivisionError("division by zero")
     return FakeResult(kind="prompt", note=step.model)
 
 
+def _fake_report(step, result):
+    from backends.base import ReportRow, StepReport
+
+    return StepReport(compare=[ReportRow(quantity="note", predicted="–", measured=result.note)],
+                      benefit=[("kind", result.kind)], data={"note": result.note})
+
+
 @pytest.fixture
 def fake_backends(monkeypatch):
+    """The real descriptors of rag and prompt with stand-in `run` and `report` (no models loaded)."""
+    import dataclasses
+
     import backends
 
-    monkeypatch.setitem(backends.REGISTRY, "rag", f"{__name__}:fake_rag")
-    monkeypatch.setitem(backends.REGISTRY, "prompt", f"{__name__}:fake_prompt")
+    real = backends.backend_for
+    fakes = {"rag": fake_rag, "prompt": fake_prompt}
+
+    def backend_for(kind):
+        descriptor = real(kind)
+        if kind not in fakes:
+            return descriptor
+        return dataclasses.replace(descriptor, run=fakes[kind], report=_fake_report, result_model=FakeResult,
+                                   check=lambda step, ctx: [])
+
+    monkeypatch.setattr(backends, "backend_for", backend_for)
     CALLS.clear()
     FAIL.clear()
 
@@ -126,7 +145,8 @@ def test_missing_data_paths_are_listed_together(tmp_path):
     with pytest.raises(InvalidInputError) as info:
         runner.prepare(path)
     assert len(info.value.problems) == 2
-    assert "step 1 (rag): docs_dir `nowhere`" in info.value.problems[0]
+    # Input paths are absolute once the plan is loaded: the message names the folder that was looked for.
+    assert f"step 1 (rag): docs_dir `{tmp_path / 'nowhere'}`" in info.value.problems[0]
 
 
 def test_an_edited_invalid_plan_names_every_field(tmp_path):
@@ -148,7 +168,9 @@ def test_demo_substitutes_models_and_caps_steps(tmp_path):
     path.write_text(yaml.safe_dump(plan))
     inp = runner.prepare(path, demo=True)
     step = inp.plan.steps[0]
-    assert (step.base_model, step.max_steps) == ("tiny-demo", runner.DEMO_MAX_STEPS)
+    from backends.train import DEMO_MAX_STEPS
+
+    assert (step.base_model, step.max_steps) == ("tiny-demo", DEMO_MAX_STEPS)
     assert "meta-llama/Llama-3.2-3B" in inp.demo_substitutions[0]
 
 
@@ -196,7 +218,9 @@ def test_a_model_that_is_not_here_fails_in_one_line_with_the_demo_hint(tmp_path)
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan))
     result = CliRunner().invoke(app, ["run", str(path), "--yes", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1
+    # The pre-check finds it before anything runs: bad input (exit 2), and nothing is written.
+    assert result.exit_code == 2
+    assert not (tmp_path / "r").exists()
     assert result.stderr.count("error:") == 1
     assert "cannot load base model `example-org/not-cached-model`" in result.stderr
     assert "--demo" in result.stderr and "Traceback" not in result.output

@@ -15,9 +15,12 @@ DEBUG = {"on": False}  # set by the root callback (`--debug`, or ADVISOR_DEBUG i
 
 
 def print_error(message: str, hint: str | None) -> None:
-    typer.echo(f"error: {message}", err=True)
+    from advisor.app.render.safe import terminal_text
+
+    # Messages quote what the user gave (paths, names, values): its control characters are shown, not obeyed.
+    typer.echo(f"error: {terminal_text(message)}", err=True)
     if hint:
-        typer.echo(f"\nhint: {hint}", err=True)
+        typer.echo(f"\nhint: {terminal_text(hint)}", err=True)
 
 
 @contextlib.contextmanager

@@ -1,17 +1,18 @@
 """Run a plan end to end: each step through its backend, with state on disk so an interrupted run resumes.
 
-A run directory holds `answers.yaml` (when the run started from answers), `plan.yaml`, `recommendation.json`,
-`state.json`, one folder per step (`1-train-lora/`, `2-rag/`, ...) with that step's artifacts, `logs/` with
-each step's console output and result, and the closing report (`report.md`, `report.html`, `result.json`). `state.json` records each step's
-status; running again into the same directory skips finished steps and resumes the others (training from
-its last checkpoint, indexing from its finished embedding batches).
+A run directory holds `answers.yaml` (when the run started from answers), `plan.yaml` (with every step's
+prediction), `recommendation.json`, `state.json`, one folder per step (`1-train-lora/`, `2-rag/`, ...) with
+that step's artifacts, `logs/` with each step's console output and result, and the closing report
+(`report.md`, `report.html`, `result.json`). `state.json` records each step's status; running again into
+the same directory skips finished steps and resumes the others (training from its last checkpoint, indexing
+from its finished embedding batches). Every step kind is handled through its backend's descriptor
+(`backends.REGISTRY`); nothing here names a kind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import sys
 import time
@@ -21,22 +22,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from advisor import __version__
 from advisor.core.errors import AdvisorError, RunFailedError
 from advisor.core.fileio import write_text_atomic
-from advisor.core.models import Answers, Model, PromptStep, RagStep, Recommendation, TrainStep
-from advisor.core.planning import Plan, load_plan, resolve_step_paths, save_plan
+from advisor.core.models import Answers, Model, Recommendation
+from advisor.core.planning import Plan, absolute_plan, load_plan, save_plan
+from advisor.core.paths import path_roles
 
-__all__ = ["RunInput", "RunState", "StepState", "demo_plan", "execute", "prepare", "step_dir_name", "step_label"]
+__all__ = [
+    "RunInput",
+    "RunState",
+    "StepState",
+    "demo_plan",
+    "execute",
+    "prepare",
+    "step_dir_name",
+    "step_label",
+    "steps_of_kind",
+]
 
 STATE_FILE = "state.json"
 LOG_DIR = "logs"  # each step's console output, its result as JSON, and a failed step's traceback
-DEMO_MODEL = "tiny-demo"  # backends.train.tiny: the offline demonstration model built from the examples
-# A demonstration run shows the pipeline end to end in minutes on a CPU; more steps of a random tiny model
-# would only cost time (the report says the model and the cap were substituted).
-DEMO_MAX_STEPS = 60
 
 
 class StepState(Model):
@@ -68,23 +76,51 @@ class RunState(Model):
 
 @dataclass
 class RunInput:
-    """What `advisor run` was given, made into a plan."""
+    """What `advisor run` was given, made into a plan whose input paths are absolute."""
 
     source: Path
     plan: Plan
-    base_dir: Path  # relative paths of the plan resolve against this folder
+    base_dir: Path  # the folder the answers or plan file lives in (relative paths were resolved against it)
     answers: Answers | None = None
     recommendation: Recommendation | None = None
     demo_substitutions: list[str] = field(default_factory=list)
 
 
-def step_label(step: RagStep | TrainStep | PromptStep) -> str:
-    """`train lora`, `train dpo`, `rag`, `prompt few-shot`, `prompt zero-shot`."""
-    if isinstance(step, TrainStep):
-        return f"train {step.method}"
-    if isinstance(step, PromptStep):
-        return "prompt few-shot" if step.n_shots else "prompt zero-shot"
-    return "rag"
+def _backend(step):
+    from backends import backend_for
+
+    return backend_for(step.kind)
+
+
+def step_label(step) -> str:
+    """`train lora`, `train dpo`, `rag`, `prompt few-shot`, `prompt zero-shot`: the backend's label."""
+    return _backend(step).label(step)
+
+
+def step_dir_name(index: int, step) -> str:
+    """The folder of the step at `index` (from 0) inside a run directory: `1-train-lora`, `2-rag`, ...
+
+    The one step-folder scheme, shared by `advisor run`, `advisor train run` and `advisor prompt run`.
+    """
+    return f"{index + 1}-{step_label(step).replace(' ', '-')}"
+
+
+def steps_of_kind(plan_path: str | Path, kind: str, out: Path | None) -> list[tuple[Any, Path, str]]:
+    """(step, its folder, plan name) for each `kind` step of a plan, in the folders `advisor run` uses.
+
+    For `advisor train run` and `advisor prompt run`: `out/<i>-<label>` (default `runs/<plan name>/...`),
+    the same folder the step gets in a whole run, so the two never disagree about where a step's files are.
+
+    Raises:
+        AdvisorError: the plan has no step of that kind.
+    """
+    plan = load_plan(plan_path)
+    run_dir = out or Path("runs") / plan.name
+    found = [(step, run_dir / step_dir_name(i, step), plan.name) for i, step in enumerate(plan.steps)
+             if step.kind == kind]
+    if not found:
+        raise AdvisorError(f"plan `{plan_path}` has no `{kind}` step", f"add a step with `kind: {kind}`")
+    return found
 
 
 def _fingerprint(obj: Any) -> str:
@@ -99,25 +135,24 @@ def prepare(path: str | Path, *, demo: bool = False) -> RunInput:
         AdvisorError: the file is missing or neither answers nor a plan; data paths do not exist.
         pydantic.ValidationError: invalid fields (the CLI lists them all).
     """
-    import yaml
+    from advisor.core.yamlio import load_yaml_file
 
     path = Path(path)
     if not path.is_file():
-        raise AdvisorError(f"`{path}` does not exist", "give an answers.yaml (from `advisor ask`) or a plan.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AdvisorError(f"`{path}` is not valid YAML: {exc}".replace("\n", " ")) from None
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise AdvisorError(f"`{path}` {what}", "give an answers.yaml (from `advisor ask`) or a plan.yaml")
+    data = load_yaml_file(path, "answers or plan file")
+    base_dir = path.parent.resolve()
     if isinstance(data, dict) and "steps" in data:
-        inp = RunInput(source=path, plan=load_plan(path), base_dir=path.parent.resolve())
+        inp = RunInput(source=path, plan=load_plan(path), base_dir=base_dir)
     else:
         from advisor.core.planning import build_plan
         from advisor.core.recommend import load_answers, recommend
 
         answers = load_answers(path)
         rec = recommend(answers)
-        inp = RunInput(source=path, plan=build_plan(rec, answers), base_dir=path.parent.resolve(),
-                       answers=answers, recommendation=rec)
+        plan = absolute_plan(build_plan(rec, answers), base_dir)  # placeholders are relative to the answers file
+        inp = RunInput(source=path, plan=plan, base_dir=base_dir, answers=answers, recommendation=rec)
     _check_paths(inp)
     if demo:
         inp.plan, inp.demo_substitutions = demo_plan(inp.plan)
@@ -125,12 +160,12 @@ def prepare(path: str | Path, *, demo: bool = False) -> RunInput:
 
 
 def _check_paths(inp: RunInput) -> None:
-    """Every data path the plan reads must exist; all missing ones are reported together."""
+    """Every input path the plan reads must exist; all missing ones are reported together."""
     problems = []
     for i, step in enumerate(inp.plan.steps, start=1):
-        for name in ("docs_dir", "data_path", "examples_path", "context_path", "eval_questions_path"):
-            value = getattr(step, name, None)
-            if value and not (inp.base_dir / value).exists():
+        for name, role in path_roles(type(step)).items():
+            value = getattr(step, name)
+            if role == "input" and value and not Path(value).exists():
                 problems.append(f"step {i} ({step_label(step)}): {name} `{value}` does not exist")
     if problems:
         from advisor.core.errors import InvalidInputError
@@ -139,31 +174,23 @@ def _check_paths(inp: RunInput) -> None:
 
 
 def demo_plan(plan: Plan) -> tuple[Plan, list[str]]:
-    """The plan with every model that training or prompting would load replaced by the offline demo model."""
+    """The plan with every model a backend would load replaced by the offline demo model (the backend says how)."""
     steps, notes = [], []
     for i, step in enumerate(plan.steps, start=1):
-        if isinstance(step, TrainStep) and step.base_model != DEMO_MODEL:
-            steps_cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
-            notes.append(f"step {i} ({step_label(step)}): `{step.base_model}` → `{DEMO_MODEL}`, "
-                         f"at most {steps_cap} optimizer steps")
-            step = step.model_copy(update={"base_model": DEMO_MODEL, "max_steps": steps_cap})
-        elif isinstance(step, PromptStep) and step.model != DEMO_MODEL:
-            notes.append(f"step {i} ({step_label(step)}): `{step.model}` → `{DEMO_MODEL}`")
-            step = step.model_copy(update={"model": DEMO_MODEL})
+        demo = _backend(step).demo
+        if demo is not None:
+            step, note = demo(step)
+            if note:
+                notes.append(f"step {i} ({step_label(step)}): {note}")
         steps.append(step)
     return plan.model_copy(update={"steps": steps}), notes
-
-
-def step_dir_name(index: int, step) -> str:
-    """The folder of the step at `index` (from 0) inside the run directory: `1-train-lora`, `2-rag`, ..."""
-    return f"{index + 1}-{step_label(step).replace(' ', '-')}"
 
 
 def _initial_state(inp: RunInput) -> RunState:
     steps = []
     for i, step in enumerate(inp.plan.steps):
         steps.append(StepState(index=i, label=step_label(step), dir=step_dir_name(i, step),
-                               fingerprint=_fingerprint(step.model_dump(mode="json"))))
+                               fingerprint=_fingerprint(step.model_dump(mode="json", exclude={"prediction"}))))
     return RunState(plan_name=inp.plan.name, plan_fingerprint=_fingerprint([s.fingerprint for s in steps]),
                     demo_substitutions=inp.demo_substitutions, steps=steps)
 
@@ -172,29 +199,31 @@ def _save_state(run_dir: Path, state: RunState) -> None:
     write_text_atomic(run_dir / STATE_FILE, state.model_dump_json(indent=2))
 
 
+def _read_state(path: Path) -> RunState | None:
+    """The recorded state, or None when the file is torn or unreadable (then every step is looked at afresh)."""
+    try:
+        return RunState.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, ValidationError):
+        return None
+
+
 def _load_or_start(inp: RunInput, run_dir: Path) -> RunState:
     fresh = _initial_state(inp)
     path = run_dir / STATE_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AdvisorError(f"`{run_dir}` is a file, not a folder", "choose another `--out` folder")
     if not path.is_file():
         if run_dir.exists() and any(run_dir.iterdir()):
             raise AdvisorError(f"`{run_dir}` is not empty and holds no advisor run",
                                "choose another `--out` folder")
         return fresh
-    state = RunState.model_validate_json(path.read_text(encoding="utf-8"))
+    state = _read_state(path)
+    if state is None:
+        return fresh  # steps found finished on disk are recognised by their backends (resume)
     if state.plan_fingerprint != fresh.plan_fingerprint:
         raise AdvisorError(f"`{run_dir}` holds a run of a different plan",
                            "choose another `--out` folder, or delete that one to start over")
     return state
-
-
-def _link_adapters(step, state: RunState, plan: Plan, run_dir: Path):
-    """A DPO step's `init_adapter: lora` names an earlier step of this plan: point it at that step's adapter."""
-    if not isinstance(step, TrainStep) or not step.init_adapter or Path(step.init_adapter).exists():
-        return step
-    for earlier, st in zip(plan.steps, state.steps, strict=True):
-        if isinstance(earlier, TrainStep) and earlier.method == step.init_adapter:
-            return step.model_copy(update={"init_adapter": str(run_dir / st.dir / earlier.output_dir)})
-    return step
 
 
 @contextlib.contextmanager
@@ -221,21 +250,13 @@ def _tee(log_path: Path) -> Iterator[None]:
             yield
 
 
-def _call_backend(step, step_dir: Path, inp: RunInput, *, force: bool) -> Any:
-    """Call the step's backend (`backends.base.RunBackend`); training resumes from its last checkpoint."""
-    import shutil
-
-    from backends import REGISTRY
-
-    module_name, func_name = REGISTRY[step.kind].split(":")
-    run = getattr(importlib.import_module(module_name), func_name)
-    if isinstance(step, TrainStep):
-        has_checkpoint = any(step_dir.glob(f"{step.output_dir}/checkpoint-*"))
-        if step_dir.exists() and not has_checkpoint:
-            shutil.rmtree(step_dir)  # an attempt that died before its first checkpoint: nothing to resume
-        return run(step, step_dir, base_dir=inp.base_dir, resume=has_checkpoint, force=force,
-                   plan_name=inp.plan.name)
-    return run(step, step_dir, base_dir=inp.base_dir, plan_name=inp.plan.name)  # indexing resumes by itself
+def _ready(step, index: int, plan: Plan, run_dir: Path):
+    """The step as it runs: linked to what earlier steps of the plan produce (the backend says how)."""
+    link = _backend(step).link
+    if link is None:
+        return step
+    earlier = [(s, run_dir / step_dir_name(i, s)) for i, s in enumerate(plan.steps[:index])]
+    return link(step, earlier)
 
 
 def _write_inputs(inp: RunInput, run_dir: Path) -> None:
@@ -278,10 +299,11 @@ def execute(
     start, total = time.perf_counter(), len(state.steps)
     for step, st in zip(inp.plan.steps, state.steps, strict=True):
         head = f"[{st.index + 1}/{total}] {st.label}"
-        if st.status == "done":
+        if st.status == "done" and st.result_file and (run_dir / st.result_file).is_file():
             announce(f"{head}: done earlier, skipped ({st.dir})")
             continue
-        announce(f"{head}: {'resuming' if st.status in ('running', 'failed') else 'starting'} in {run_dir / st.dir}")
+        resuming = (run_dir / st.dir).exists()
+        announce(f"{head}: {'resuming' if resuming else 'starting'} in {run_dir / st.dir}")
         _run_step(step, st, inp, state, run_dir, force=force)
         announce(f"{head}: done in {st.seconds:.1f} s (run {time.perf_counter() - start:.0f} s so far)")
     from advisor.app.render.run_report import write_run_report
@@ -291,8 +313,12 @@ def execute(
 
 
 def _run_step(step, st: StepState, inp: RunInput, state: RunState, run_dir: Path, *, force: bool) -> None:
+    from backends.base import RunContext
+
     step_dir = run_dir / st.dir
-    ready = _link_adapters(resolve_step_paths(step, inp.base_dir), state, inp.plan, run_dir)
+    ready = _ready(step, st.index, inp.plan, run_dir)
+    # The folder is this run's own (the run directory holds nothing else): an earlier attempt there is resumed.
+    ctx = RunContext(step_dir=step_dir, plan_name=inp.plan.name, resume=step_dir.exists(), force=force)
     st.status, st.error = "running", None
     _save_state(run_dir, state)
     began = time.perf_counter()
@@ -300,7 +326,7 @@ def _run_step(step, st: StepState, inp: RunInput, state: RunState, run_dir: Path
     log_dir.mkdir(exist_ok=True)
     try:
         with _tee(log_dir / f"{st.dir}.log"):
-            result = _call_backend(ready, step_dir, inp, force=force)
+            result = _backend(step).run(ready, ctx)
     except Exception as exc:  # every failure is recorded; bugs keep their traceback in the log
         st.status, st.seconds = "failed", time.perf_counter() - began
         cause = exc.message if isinstance(exc, AdvisorError) else f"{type(exc).__name__}: {exc}"

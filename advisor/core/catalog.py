@@ -14,6 +14,7 @@ from typing import Any
 
 from advisor.core.errors import AdvisorError, InvalidInputError, UnknownNameError
 from advisor.core.models import ApiPriceSpec, GpuSpec, ModelSpec
+from advisor.core.models import catalog as limits
 
 __all__ = [
     "load_gpus",
@@ -46,6 +47,18 @@ HEAD_DIM_DEFAULT = {"gemma": 256, "gemma2": 256}  # others: hidden_size // num_a
 FALCON_MAX_POSITION_EMBEDDINGS_DEFAULT = 2048  # FalconConfig default; Falcon-7B's config.json does not set it
 FALCON_FFN_MULTIPLIER = 4  # FalconConfig: ffn_hidden_size None -> 4 * hidden_size
 NORMS_PER_LAYER = {"gemma2": 4}  # input, post-attention, pre- and post-feedforward RMSNorm; others 2
+# Whole-number config.json keys this module reads, with the ModelSpec bound each one feeds (models/catalog.py).
+CONFIG_INT_LIMITS = {
+    "vocab_size": limits.MAX_VOCAB_SIZE, "hidden_size": limits.MAX_HIDDEN_SIZE,
+    "intermediate_size": limits.MAX_INTERMEDIATE_SIZE, "ffn_hidden_size": limits.MAX_INTERMEDIATE_SIZE,
+    "num_hidden_layers": limits.MAX_LAYERS, "num_attention_heads": limits.MAX_HEADS,
+    "num_key_value_heads": limits.MAX_HEADS, "num_kv_heads": limits.MAX_HEADS, "head_dim": limits.MAX_HEAD_DIM,
+    "max_position_embeddings": limits.MAX_CONTEXT, "num_local_experts": limits.MAX_EXPERTS,
+    "num_experts_per_tok": limits.MAX_EXPERTS, "num_ln_in_parallel_attn": limits.MAX_NORMS_PER_LAYER,
+}
+CONFIG_FLAGS = ("tie_word_embeddings", "attention_bias", "mlp_bias", "use_qkv_bias", "qk_layernorm",
+                "use_parallel_residual", "new_decoder_architecture", "multi_query", "parallel_attn", "bias")
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a config.json is a few kilobytes; anything this large is another file
 
 
 def rules_dir() -> Path:
@@ -139,13 +152,15 @@ def model_spec_from_hf_config(cfg: dict[str, Any], name: str, source: str) -> Mo
         The architecture, with the HF config class's defaults for fields the file leaves out.
 
     Raises:
-        InvalidInputError: A field the architecture needs is missing.
+        InvalidInputError: The config is not a JSON object, a field the architecture needs is missing, or a
+            field has the wrong type or an absurd value (every such field is listed).
         AdvisorError: The `model_type` is not one the estimator knows.
     """
+    cfg = _checked_config(cfg, source)
     model_type = _require(cfg, "model_type", source)
-    if model_type not in SUPPORTED_MODEL_TYPES:
+    if not isinstance(model_type, str) or model_type not in SUPPORTED_MODEL_TYPES:
         raise AdvisorError(
-            f"unsupported model_type `{model_type}` in {source}",
+            f"unsupported model_type `{model_type if isinstance(model_type, str) else _shown(model_type)}` in {source}",
             "supported: " + ", ".join(f"`{t}`" for t in SUPPORTED_MODEL_TYPES),
         )
     hidden = _require(cfg, "hidden_size", source)
@@ -161,8 +176,11 @@ def model_spec_from_hf_config(cfg: dict[str, Any], name: str, source: str) -> Mo
         "tie_embeddings": cfg.get("tie_word_embeddings", TIE_WORD_EMBEDDINGS_DEFAULT.get(model_type, False)),
         "source": source,
     }
+    if not cfg.get("head_dim") and model_type not in HEAD_DIM_DEFAULT and hidden < n_heads:
+        raise InvalidInputError([f"{source}: `hidden_size` ({hidden}) must be at least `num_attention_heads` "
+                                 f"({n_heads}), or give `head_dim`"])
     if model_type == "falcon":
-        return ModelSpec(**common, **_falcon_fields(cfg, hidden, n_heads))
+        return _model_spec({**common, **_falcon_fields(cfg, hidden, n_heads)})
     fields: dict[str, Any] = {
         "intermediate_size": _require(cfg, "intermediate_size", source),
         "n_kv_heads": cfg.get("num_key_value_heads") or n_heads,
@@ -190,7 +208,50 @@ def model_spec_from_hf_config(cfg: dict[str, Any], name: str, source: str) -> Mo
             norm="layernorm",
             norms_per_layer=1 if cfg.get("use_parallel_residual", False) else 2,
         )
-    return ModelSpec(**common, **fields)
+    return _model_spec({**common, **fields})
+
+
+def _model_spec(fields: dict[str, Any]) -> ModelSpec:
+    """ModelSpec's own checks (GQA head ratio, expert counts), each problem named with the config's source."""
+    from pydantic import ValidationError
+
+    from advisor.core.validation import validation_problems
+
+    try:
+        return ModelSpec(**fields)
+    except ValidationError as exc:
+        source = fields["source"]
+        raise InvalidInputError([f"{source}: {p.removeprefix('(input): ')}" for p in validation_problems(exc)],
+                                hint="check the model's config.json") from None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _checked_config(cfg: Any, source: str) -> dict[str, Any]:
+    """The config with whole-number fields as ints; every wrong type or out-of-range value is an error."""
+    if not isinstance(cfg, dict):
+        raise InvalidInputError([f"{source}: a config.json must hold a JSON object (got a {type(cfg).__name__})"],
+                                hint="give the model's config.json (the file published next to its weights)")
+    checked, problems = dict(cfg), []
+    for key, bound in CONFIG_INT_LIMITS.items():
+        value = cfg.get(key)
+        if value is None:
+            continue
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, float) and value.is_integer():
+            whole, value = True, int(value)
+        if not whole or not 1 <= value <= bound:
+            problems.append(f"{source}: `{key}` must be a whole number from 1 to {bound:,} (got {_shown(cfg[key])})")
+        else:
+            checked[key] = value
+    problems += [f"{source}: `{key}` must be true or false (got {_shown(cfg[key])})" for key in CONFIG_FLAGS
+                 if cfg.get(key) is not None and not isinstance(cfg[key], bool)]
+    if problems:
+        raise InvalidInputError(problems, hint="fix these fields of the config.json, or give the model's published one")
+    return checked
 
 
 def _falcon_fields(cfg: dict[str, Any], hidden: int, n_heads: int) -> dict[str, Any]:
@@ -231,10 +292,14 @@ def _read_config_file(path: Path) -> ModelSpec:
         raise InvalidInputError(
             [f"{path}: no config.json in this folder"], hint="give the model folder or its config.json"
         )
+    from advisor.core.yamlio import read_text_file
+
+    text = read_text_file(config_path, "config file", max_bytes=MAX_CONFIG_BYTES)
     try:
-        cfg = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError([f"{config_path}: not a readable JSON file ({exc})"]) from exc
+        cfg = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5,000-digit number, [[[[...]]]] nesting
+        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise InvalidInputError([f"{config_path}: not a valid JSON file ({' '.join(reason.split())[:120]})"]) from None
     return model_spec_from_hf_config(cfg, str(path), str(config_path))
 
 
@@ -250,7 +315,7 @@ def _fetch_hub_config(repo_id: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(url, timeout=HUB_TIMEOUT_SECONDS) as response:  # noqa: S310 - fixed https URL
             return json.loads(response.read().decode("utf-8"))
-    except (urllib.error.URLError, TimeoutError, OSError, json.JSONDecodeError):
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError, RecursionError):
         return None
 
 

@@ -16,6 +16,10 @@ A rule is `id`, `when` (an expression), `rationale`, `source`, `severity` and at
 `when` is parsed with `ast` and allowed only constants, lists of constants, fact names, comparisons
 (`== != < <= > >= in not in`), `and`/`or`/`not` and `+ - * /`; it is type-checked against the catalog at
 load and evaluated by simpleeval with the facts as its only names and no functions. Never Python `eval`.
+What could fail at evaluation is refused at load instead: a `when` longer than `MAX_WHEN_CHARS` or nested
+deeper than `MAX_WHEN_DEPTH`, a division by anything that can be zero (only non-zero constants and facts
+declared positive, `Field(gt=0)`, may divide), a `warn` format wider than `MAX_FORMAT_WIDTH` or more precise
+than `MAX_FORMAT_PRECISION`, and a `score` that is not a finite number within `MAX_SCORE_DELTA`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import ast
 import difflib
 import hashlib
+import math
 import re
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +38,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from advisor.core.errors import AdvisorError
+
+if typing.TYPE_CHECKING:
+    from advisor.core.yamlio import YamlSyntaxError
 
 __all__ = [
     "FactDef",
@@ -54,6 +62,16 @@ KNOWN_KEYS = {*REQUIRED_KEYS, *EFFECTS, "each"}
 RULE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)(:[^{}]*)?\}")
 SCALAR_TYPES = {bool: "bool", int: "number", float: "number", str: "str"}
+# Bounds on what a rule may ask of the evaluator. The shipped rules stay far inside each one.
+MAX_WHEN_CHARS = 2000  # the longest shipped `when` is under 200 characters
+MAX_WHEN_DEPTH = 32  # expression tree levels (`a + b + c` nests one level per `+`); shipped rules use under 10
+MAX_FORMAT_WIDTH = 40  # `{fact:>40}`: a wider field only pads the message (`{x:99999999}` took minutes and GBs)
+MAX_FORMAT_PRECISION = 12  # digits after the point; more than a float holds (~17 significant) is noise
+MAX_SCORE_DELTA = 1000.0  # benefit priors are 0-100 and shipped deltas at most ±30; NaN/inf would break ranking
+# [[fill]align][sign][z][#][0][width][grouping][.precision][type], with types that suit ints and floats alike
+FORMAT_SPEC = re.compile(
+    r"(?:.?[<>=^])?[+\- ]?z?#?0?(?P<width>\d{1,3})?[,_]?(?:\.(?P<precision>\d{1,3}))?[eEfFgGn%]?"
+)
 
 
 class RulesError(AdvisorError):
@@ -68,11 +86,15 @@ class RulesError(AdvisorError):
 
 @dataclass(frozen=True)
 class FactDef:
-    """One fact: dotted name, type (`bool`, `number` or `str`) and a one-line description."""
+    """One fact: dotted name, type (`bool`, `number` or `str`), a one-line description, and whether it is > 0.
+
+    `positive` comes from the field's constraint (`Field(gt=0)`, or `ge=` above 0): only such facts may divide.
+    """
 
     name: str
     type: str
     description: str
+    positive: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,14 @@ def _leaf_type(annotation: Any) -> str | None:
     return None
 
 
+def _is_positive(metadata: Sequence[Any]) -> bool:
+    for item in metadata:
+        gt, ge = getattr(item, "gt", None), getattr(item, "ge", None)
+        if (isinstance(gt, (int, float)) and gt >= 0) or (isinstance(ge, (int, float)) and ge > 0):
+            return True
+    return False
+
+
 def fact_catalog(sheet: type[BaseModel], prefix: str = "") -> dict[str, FactDef]:
     """Every fact a sheet class defines: nested models become dotted prefixes, leaves carry type and description.
 
@@ -143,7 +173,7 @@ def fact_catalog(sheet: type[BaseModel], prefix: str = "") -> dict[str, FactDef]
         kind = _leaf_type(annotation)
         if kind is None or not info.description:
             raise TypeError(f"fact `{dotted}` needs a scalar type and a description (got {annotation!r})")
-        catalog[dotted] = FactDef(dotted, kind, info.description)
+        catalog[dotted] = FactDef(dotted, kind, info.description, kind == "number" and _is_positive(info.metadata))
     return catalog
 
 
@@ -234,12 +264,29 @@ class _Checker:
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
             self._expect(node.left, "number", "arithmetic operand")
             self._expect(node.right, "number", "arithmetic operand")
+            if isinstance(node.op, ast.Div) and not self._nonzero(node.right):
+                self.problems.append(
+                    f"`{ast.unparse(node)}` divides by `{ast.unparse(node.right)}`, which can be 0; divide by a "
+                    "non-zero constant or a fact declared positive, or multiply the other side instead "
+                    "(`a > b * c` for `a / c > b`)"
+                )
             return "number"
         if isinstance(node, ast.Compare):
             self._compare(node)
             return "bool"
-        self.problems.append(f"`{ast.unparse(node)}` is not allowed (facts, constants, comparisons, and/or/not only)")
+        self.problems.append(f"`{ast.unparse(node)}` is not allowed (facts, constants, comparisons, `+ - * /`, and/or/not only)")
         return None
+
+    def _nonzero(self, node: ast.AST) -> bool:
+        """True when `node` can never be 0: a non-zero finite constant, a positive fact, or minus one of those."""
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return self._nonzero(node.operand)
+        if isinstance(node, ast.Constant):
+            value = node.value
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0 \
+                and math.isfinite(value)
+        name = self._dotted(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
+        return name in self.facts and self.facts[name].positive
 
     def _expect(self, node: ast.AST, kind: str, what: str) -> None:
         got = self.check(node)
@@ -267,11 +314,29 @@ class _Checker:
             left = right
 
 
+def _depth(tree: ast.AST) -> int:
+    """Levels of the expression tree, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def _check_when(when: str, facts: Mapping[str, FactDef]) -> list[str]:
+    if len(when) > MAX_WHEN_CHARS:
+        return [f"`when` is {len(when):,} characters long, over the limit of {MAX_WHEN_CHARS:,}; split the rule"]
     try:
         tree = ast.parse(when, mode="eval")
     except SyntaxError as exc:
         return [f"`when` is not a valid expression ({exc.msg} at column {exc.offset})"]
+    except (ValueError, RecursionError, MemoryError):  # NUL characters; nesting the parser itself cannot take
+        return ["`when` cannot be parsed (nested too deeply, or it holds a NUL character)"]
+    depth = _depth(tree)
+    if depth > MAX_WHEN_DEPTH:
+        return [f"`when` is nested {depth} levels deep, over the limit of {MAX_WHEN_DEPTH}; "
+                "simplify it or split the rule"]
     checker = _Checker(facts)
     kind = checker.check(tree)
     problems = checker.problems
@@ -289,36 +354,57 @@ def _check_message(text: str, facts: Mapping[str, FactDef]) -> list[str]:
             problems.append(f"`warn` names unknown fact `{name}`" + (f"; did you mean `{close[0]}`?" if close else ""))
         elif spec and facts[name].type != "number":
             problems.append(f"`warn` formats `{name}` ({facts[name].type}) with a number format `{spec}`")
+        elif spec:
+            problems += _check_format_spec(name, spec[1:])
     return problems
+
+
+def _check_format_spec(name: str, spec: str) -> list[str]:
+    """A bounded number format that works for ints and floats alike (facts of type number are either)."""
+    found = FORMAT_SPEC.fullmatch(spec)
+    if found is None:
+        return [f"`warn` format `{{{name}:{spec}}}` is not allowed: use a number format such as `,`, `,.0f` or "
+                f"`.1f` (width up to {MAX_FORMAT_WIDTH}, precision up to {MAX_FORMAT_PRECISION})"]
+    width, precision = int(found["width"] or 0), int(found["precision"] or 0)
+    if width > MAX_FORMAT_WIDTH or precision > MAX_FORMAT_PRECISION:
+        return [f"`warn` format `{{{name}:{spec}}}` is too wide: width at most {MAX_FORMAT_WIDTH}, precision at "
+                f"most {MAX_FORMAT_PRECISION}"]
+    try:
+        format(1234, spec), format(1234.5, spec)
+    except ValueError as exc:
+        return [f"`warn` format `{{{name}:{spec}}}` does not suit every number ({exc}); use e.g. `,.0f`"]
+    return []
 
 
 # --- loading ----------------------------------------------------------------------------------------
 
 
-def _yaml_problem(path: Path, text: str, exc: Exception) -> str:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is None:
-        return f"{path.name}: not valid YAML ({exc})".replace("\n", " ")
+def _yaml_problem(path: Path, text: str, exc: YamlSyntaxError) -> str:
+    if exc.line is None:
+        return f"{path.name}: invalid YAML: {exc.problem}"
     rule = "(before the first rule)"
-    for line in text.splitlines()[: mark.line + 1]:
+    for line in text.splitlines()[: exc.line]:
         found = re.match(r"\s*-?\s*id:\s*([\w-]+)", line)
         if found:
             rule = found.group(1)
-    problem = getattr(exc, "problem", None) or str(exc)
-    return f"{path.name}:{mark.line + 1}:{mark.column + 1}: rule {rule}: invalid YAML: {problem}"
+    return f"{path.name}:{exc.line}:{exc.column}: rule {rule}: invalid YAML: {exc.problem}"
 
 
-def _read_file(path: Path) -> tuple[list[Any], list[str]]:
-    import yaml
+def _read_file(path: Path) -> tuple[list[Any], str, list[str]]:
+    """The raw rules of one file, its text (for the version digest) and its problems."""
+    from advisor.core.yamlio import YamlSyntaxError, parse_yaml, read_text_file
 
-    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return [], [_yaml_problem(path, text, exc)]
+        text = read_text_file(path, "rules file")
+    except AdvisorError as exc:
+        return [], "", [f"{path.name}: {exc.message}"]
+    try:
+        data = parse_yaml(text, f"rules file `{path.name}`")
+    except YamlSyntaxError as exc:
+        return [], text, [_yaml_problem(path, text, exc)]
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        return [], [f"{path.name}: must be a mapping with a `rules:` list"]
-    return data["rules"], []
+        return [], text, [f"{path.name}: must be a mapping with a `rules:` list"]
+    return data["rules"], text, []
 
 
 def _raw_problems(raw: Any, where: str, targets: Sequence[str]) -> list[str]:
@@ -352,6 +438,25 @@ def _raw_problems(raw: Any, where: str, targets: Sequence[str]) -> list[str]:
                 problems.append(f"{where}: `score` names unknown target `{target}`")
             if isinstance(delta, bool) or not isinstance(delta, (int, float)):
                 problems.append(f"{where}: `score` for `{target}` must be a number")
+            elif not -MAX_SCORE_DELTA <= delta <= MAX_SCORE_DELTA:  # also false for NaN
+                problems.append(f"{where}: `score` for `{target}` must be a finite number from "
+                                f"{-MAX_SCORE_DELTA:g} to {MAX_SCORE_DELTA:g} (got {delta:.6g})")
+    return problems + _shape_problems(raw, where)
+
+
+def _shape_problems(raw: dict[str, Any], where: str) -> list[str]:
+    """Types the checks above take for granted: text where text goes, `{option}` only with `each`."""
+    problems = [f"{where}: `{k}` must be text" for k in ("id", "when", "rationale", "source", "severity")
+                if raw.get(k) is not None and not isinstance(raw[k], (str, int, float))]
+    if raw.get("warn") is not None and not isinstance(raw["warn"], str):
+        problems.append(f"{where}: `warn` must be text")
+    if isinstance(raw.get("each"), list) and not all(isinstance(t, str) for t in raw["each"]):
+        problems.append(f"{where}: `each` must list target names")
+    if not raw.get("each"):
+        score = raw.get("score")
+        effects = [raw.get(k) for k in ("exclude", "stack", "note")] + [list(score) if isinstance(score, dict) else []]
+        if any(isinstance(v, list) and "{option}" in v for v in effects):
+            problems.append(f"{where}: `{{option}}` names a target only in a rule with `each`")
     return problems
 
 
@@ -387,11 +492,13 @@ def _collect(directory: Path, facts: Mapping[str, FactDef], targets: Sequence[st
     first_seen: dict[str, str] = {}
     digest = hashlib.sha256()
     for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        raws, file_problems = _read_file(path)
+        raws, text, file_problems = _read_file(path)
+        digest.update(path.name.encode() + b"\0" + text.encode("utf-8"))
         problems += file_problems
         for index, raw in enumerate(raws, start=1):
             rule_id = raw.get("id") if isinstance(raw, dict) else None
+            if not isinstance(rule_id, (str, int)) or isinstance(rule_id, bool):
+                rule_id = None  # a list or mapping id is reported by `_raw_problems`, not used as a key
             where = f"{path.name}: rule {rule_id or f'#{index}'}"
             raw_problems = _raw_problems(raw, where, targets)
             if rule_id in first_seen:
@@ -460,8 +567,13 @@ def evaluate(ruleset: RuleSet, values: Mapping[str, Any], skip: Iterable[str] = 
     evaluator = EvalWithCompoundTypes(names=_nested(values), functions={})
     fired = []
     for rule in ruleset.rules:
-        if rule.id in skip or not evaluator.eval(rule.when):
+        if rule.id in skip:
             continue
-        fired.append(Firing(rule, _format(rule.warn, values) if rule.warn else ""))
+        try:  # the load-time checks rule these out; a rule folder checked by an older advisor may not have been
+            if not evaluator.eval(rule.when):
+                continue
+            fired.append(Firing(rule, _format(rule.warn, values) if rule.warn else ""))
+        except (ArithmeticError, ValueError) as exc:
+            raise RulesError([f"{rule.file}: rule {rule.id}: cannot be evaluated on these facts ({exc})"]) from None
     return fired
 

@@ -61,14 +61,15 @@ def measure_jsonl(path: str | Path, field: str, require: tuple[str, ...] = ()) -
                     continue
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError:
-                    bad += 1
-                    continue
-                if not isinstance(record, dict) or any(k not in record for k in require):
+                    if not isinstance(record, dict) or any(k not in record for k in require):
+                        bad += 1
+                        continue
+                    size = len(_text_of(record))
+                except (ValueError, RecursionError):  # not JSON, a 5,000-digit number, nesting too deep to walk
                     bad += 1
                     continue
                 n += 1
-                chars += len(_text_of(record))
+                chars += size
     except OSError as exc:
         raise InvalidInputError([f"{field}: cannot read `{path}` ({exc.strerror})"]) from None
     mean = round(chars / CHARS_PER_TOKEN / n) if n else 0
@@ -93,10 +94,23 @@ def measure_corpus(path: str | Path) -> tuple[int, int, int]:
             continue
         n_docs += 1
         if file.suffix.lower() in TEXT_SUFFIXES:
-            chars += len(file.read_text(encoding="utf-8", errors="replace"))
+            chars += _count_chars(file)
         else:
             unsized += 1
     return n_docs, chars // CHARS_PER_TOKEN, unsized
+
+
+def _count_chars(file: Path) -> int:
+    """Characters of a text file, read 1 MiB at a time (a multi-GB file is counted, not held in memory)."""
+    chars = 0
+    try:
+        with file.open(encoding="utf-8", errors="replace") as fh:
+            while chunk := fh.read(1 << 20):
+                chars += len(chunk)
+    except OSError as exc:
+        raise InvalidInputError([f"corpus_path: cannot read `{file}` ({exc.strerror or exc})"],
+                                hint="make the file readable, or move it out of the corpus folder") from None
+    return chars
 
 
 def measure_answers(answers: Answers) -> MeasuredData | None:

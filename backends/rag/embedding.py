@@ -66,7 +66,8 @@ class SentenceTransformerEmbedder:
 
         self.model_id = model_id
         try:
-            self._model = SentenceTransformer(resolve_model_path(model_id), device=device)
+            # No code from a model repository runs, and transformers never asks `[y/N]` on the terminal.
+            self._model = SentenceTransformer(resolve_model_path(model_id), device=device, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise AdvisorError(

@@ -2,30 +2,48 @@
 
 Each loader returns the text plus the offsets where pages or rows start, so a chunk can say `page 3` or `row 7`.
 A file that cannot be read raises `UnreadableFileError` with the reason; the build turns it into a warning.
+
+Memory stays bounded: plain text (`STREAMED_SUFFIXES`) is read block by block as it is chunked (`TextFile`),
+and no file over its size limit (`MAX_FILE_BYTES`) is read at all; the reason says how to split it.
 """
 
 from __future__ import annotations
 
 import bisect
+import codecs
 import csv
 import hashlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "SUPPORTED_SUFFIXES",
     "Document",
+    "TextFile",
     "UnreadableFileError",
+    "check_size",
     "extract_text",
     "file_sha256",
+    "hash_file",
     "list_files",
+    "open_document",
+    "printable_name",
 ]
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".jsonl", ".csv")
+STREAMED_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+READ_BLOCK_BYTES = 1 << 20  # plain text is read and handed to the chunker 1 MiB at a time
+TEXT_PIECE_CHARS = 1 << 20  # in-memory text is handed over in pieces of this many characters
+# Largest file read, by how it is read. Streamed text costs memory only for the chunks and vectors it yields
+# (about 4 bytes per byte of text: chunk text with its overlap, its record, a 384-float vector per ~1 KB chunk);
+# the others are parsed whole (pypdf, csv and json objects take several times the file size).
+MAX_FILE_BYTES = {"streamed": 256 << 20, "parsed": 64 << 20}
 TEXT_COLUMN_NAMES = ("text", "content", "body", "document", "passage", "chunk", "abstract", "description")
 GUESS_ROWS = 100  # rows looked at when guessing the text column
 HASH_BLOCK_BYTES = 1 << 20
@@ -49,6 +67,11 @@ class Document:
     segment_starts: list[int] = field(default_factory=list)
     segment_labels: list[str] = field(default_factory=list)
 
+    def iter_text(self) -> Iterator[str]:
+        """The text in pieces of `TEXT_PIECE_CHARS` (what the chunker reads)."""
+        for i in range(0, len(self.text), TEXT_PIECE_CHARS):
+            yield self.text[i : i + TEXT_PIECE_CHARS]
+
     def locate(self, start: int, end: int) -> str:
         """Human position of the characters [start, end): pages or rows holding them, else line numbers."""
         if self.segment_starts:
@@ -60,6 +83,51 @@ class Document:
         first_line = self.text.count("\n", 0, start) + 1
         last_line = first_line + self.text.count("\n", start, max(start, end - 1))
         return f"line {first_line}" if first_line == last_line else f"lines {first_line}–{last_line}"
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """A plain-text file read block by block while it is chunked, so a large file never sits in memory whole.
+
+    Decoded as UTF-8 (a BOM is dropped) with CRLF turned into LF, as `extract_text` does; a bad byte or a
+    read error raises `UnreadableFileError` from `iter_text`, part-way through. Lines locate its chunks.
+    """
+
+    source: str
+    path: Path
+    segment_starts: tuple[int, ...] = ()
+    segment_labels: tuple[str, ...] = ()
+
+    def iter_text(self) -> Iterator[str]:
+        """The decoded text, one read block at a time."""
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        held, offset = "", 0  # a trailing `\r` waits for the next block: `\r\n` may straddle two
+        try:
+            with self.path.open("rb") as f:
+                while block := f.read(READ_BLOCK_BYTES):
+                    text = held + _decode(decoder, block, offset)
+                    offset += len(block)
+                    text, held = (text[:-1], "\r") if text.endswith("\r") else (text, "")
+                    if text:
+                        yield text.replace("\r\n", "\n")
+            tail = held + _decode(decoder, b"", offset, final=True)
+        except OSError as exc:
+            raise UnreadableFileError(f"cannot read it ({exc.strerror or exc})") from None
+        if tail:
+            yield tail
+
+
+def _decode(decoder: codecs.IncrementalDecoder, block: bytes, offset: int, *, final: bool = False) -> str:
+    pending = len(decoder.getstate()[0])  # bytes of a character cut by the previous block
+    try:
+        return decoder.decode(block, final=final)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(f"not UTF-8 text (bad byte at offset {offset - pending + exc.start})") from None
+
+
+def printable_name(name: str) -> str:
+    """`name` as it can be shown and stored: bytes that are not UTF-8 (kept by the OS as surrogates) as `\\xNN`."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def list_files(docs_dir: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
@@ -76,13 +144,56 @@ def list_files(docs_dir: Path, exclude: Path | None = None) -> tuple[list[Path],
     return supported, unsupported
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of the file's bytes, hex."""
-    digest = hashlib.sha256()
+def hash_file(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size in bytes of the file's content, as read in one pass."""
+    digest, n_bytes = hashlib.sha256(), 0
     with path.open("rb") as f:
         while block := f.read(HASH_BLOCK_BYTES):
             digest.update(block)
-    return digest.hexdigest()
+            n_bytes += len(block)
+    return digest.hexdigest(), n_bytes
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes, hex."""
+    return hash_file(path)[0]
+
+
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / (1 << 20):,.0f} MiB"
+
+
+def check_size(path: Path, n_bytes: int | None = None) -> None:
+    """Refuse a file over its `MAX_FILE_BYTES` limit before reading it.
+
+    Raises:
+        UnreadableFileError: it is too large (the reason says how to split it), or cannot be looked at.
+    """
+    suffix = path.suffix.lower()
+    kind = "streamed" if suffix in STREAMED_SUFFIXES else "parsed"
+    if n_bytes is None:
+        try:
+            n_bytes = path.stat().st_size
+        except OSError as exc:
+            raise UnreadableFileError(f"cannot open it ({exc.strerror or exc})") from None
+    limit = MAX_FILE_BYTES[kind]
+    if n_bytes > limit:
+        how = "e.g. `split -C 100M FILE part-` and name the parts .txt" if kind == "streamed" else \
+            "or convert it to .txt, which is read in pieces up to a larger limit"
+        raise UnreadableFileError(f"{_mib(n_bytes)} is over the {_mib(limit)} limit for a {suffix} file; split it "
+                                  f"into smaller files ({how})")
+
+
+def open_document(path: Path, source: str, text_column: str | None = None) -> Document | TextFile:
+    """The file as the chunker reads it: plain text streamed (`TextFile`), other formats extracted whole.
+
+    Raises:
+        UnreadableFileError: as `extract_text`; for plain text, a bad byte or read error surfaces while reading.
+    """
+    if path.suffix.lower() in STREAMED_SUFFIXES:
+        check_size(path)
+        return TextFile(source, path)
+    return extract_text(path, source, text_column)
 
 
 def extract_text(path: Path, source: str, text_column: str | None = None) -> Document:
@@ -94,8 +205,9 @@ def extract_text(path: Path, source: str, text_column: str | None = None) -> Doc
         text_column: CSV/JSONL column with the text; None: guess it.
 
     Raises:
-        UnreadableFileError: the file cannot be read or decoded, or holds no text.
+        UnreadableFileError: the file cannot be read or decoded, holds no text, or is over `MAX_FILE_BYTES`.
     """
+    check_size(path)
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         doc = _load_pdf(path, source)

@@ -133,3 +133,4 @@ class RagRunResult(Model):
     index_dir: str
     build: BuildResult
     evaluation: EvalResult | None = Field(description="Self-supervised evaluation; None when it had no questions")
+    index_bytes: int = Field(0, ge=0, description="Bytes of the index folder on disk after the build")

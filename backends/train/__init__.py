@@ -1,11 +1,103 @@
 """Training backend: full, LoRA and QLoRA supervised fine-tuning and DPO, with measured memory beside the estimate.
 
-`check(step, run_dir, base_dir=...)` is the dry run; `run(step, run_dir, ...)` trains and writes `result.json`.
-Nothing heavy is imported here: torch, transformers, peft, trl and bitsandbytes load inside the functions.
+`inspect(step, run_dir)` is the dry run (`advisor train check`); `run(step, run_dir, ...)` trains and writes
+`result.json`. `BACKEND` describes it to the runner. Nothing heavy is imported here: torch, transformers, peft,
+trl and bitsandbytes load inside the functions.
 """
 
-from backends.train.check import Finding, TrainCheck, check
+from __future__ import annotations
+
+from advisor.core.models import TrainStep
+from backends.base import Backend, Problem, RunContext
+from backends.train.check import Finding, TrainCheck
+from backends.train.check import check as inspect
+from backends.train.report import report_step
 from backends.train.results import TrainResult
 from backends.train.run import run
 
-__all__ = ["Finding", "TrainCheck", "TrainResult", "check", "run"]
+__all__ = ["BACKEND", "Finding", "TrainCheck", "TrainResult", "inspect", "run"]
+
+
+def _label(step: TrainStep) -> str:
+    return f"train {step.method}"
+
+
+def _describe(step: TrainStep) -> str:
+    return (f"{step.base_model}, {step.precision} precision, micro-batch {step.batch_size} × {step.seq_len} tokens, "
+            f"{step.epochs:g} epoch(s), data {step.data_path}")
+
+
+def _check(step: TrainStep, ctx: RunContext) -> list[Problem]:
+    """The dry run's error findings as problems (`force` lets memory findings through, as the run does)."""
+    from advisor.core.errors import AdvisorError, MissingExtraError
+
+    missing = _missing_extras()
+    if missing:
+        return [Problem(field="extras", message=f"`{m}` is not installed", hint='pip install "advisor[train]"')
+                for m in missing]
+    try:
+        report = inspect(step, ctx.step_dir)
+    except MissingExtraError as exc:
+        return [Problem(field="extras", message=exc.message, hint=exc.hint)]
+    except AdvisorError as exc:  # input the run could not even start from: data, base model, adapter
+        return [Problem(field="step", message=exc.message, hint=exc.hint)]
+    return [Problem(field=f.topic, message=f.message, hint=f.hint) for f in report.findings
+            if f.level == "error" and not (ctx.force and f.is_forceable)]
+
+
+def _missing_extras() -> list[str]:
+    import importlib.util
+
+    return [m for m in ("torch", "transformers", "peft", "trl") if importlib.util.find_spec(m) is None]
+
+
+def _run(step: TrainStep, ctx: RunContext) -> TrainResult:
+    """Train in the runner's step folder; an earlier attempt there resumes, or starts afresh if it cannot."""
+    import shutil
+
+    from backends.train.fit import last_checkpoint
+    from backends.train.results import RESULT_FILE
+
+    resume = ctx.resume and (last_checkpoint(ctx.step_dir / step.output_dir) is not None
+                             or (ctx.step_dir / RESULT_FILE).is_file())
+    if ctx.resume and not resume and ctx.step_dir.is_dir():
+        shutil.rmtree(ctx.step_dir)  # the runner's own folder for this step: an attempt that died before a checkpoint
+    return run(step, ctx.step_dir, resume=resume, force=ctx.force, plan_name=ctx.plan_name)
+
+
+# A demonstration run shows the pipeline end to end in minutes on a CPU; more steps of a random tiny model
+# would only cost time (the report says the model and the cap were substituted).
+DEMO_MAX_STEPS = 60
+
+
+def _demo(step: TrainStep) -> tuple[TrainStep, str | None]:
+    from backends.train.tiny import TINY_DEMO
+
+    if step.base_model == TINY_DEMO:
+        return step, None
+    cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
+    return (step.model_copy(update={"base_model": TINY_DEMO, "max_steps": cap}),
+            f"`{step.base_model}` → `{TINY_DEMO}`, at most {cap} optimizer steps")
+
+
+def _link(step: TrainStep, earlier: list, *, for_check: bool = False) -> TrainStep:
+    """`init_adapter: lora` names an earlier SFT step of the plan: point it at that step's adapter folder.
+
+    With `for_check` (before anything ran) an adapter that earlier step has not written yet is left out, so
+    the step is checked as it would start from its base model.
+    """
+    from pathlib import Path
+
+    if not step.init_adapter or Path(step.init_adapter).exists():
+        return step
+    for other, folder in earlier:
+        if isinstance(other, TrainStep) and other.method == step.init_adapter:
+            adapter = folder / other.output_dir
+            if for_check and not adapter.exists():
+                return step.model_copy(update={"init_adapter": None})
+            return step.model_copy(update={"init_adapter": str(adapter)})
+    return step
+
+
+BACKEND = Backend(kind="train", step_model=TrainStep, result_model=TrainResult, label=_label, describe=_describe,
+                  check=_check, run=_run, report=report_step, demo=_demo, link=_link)

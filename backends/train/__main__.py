@@ -1,4 +1,4 @@
-"""Worker for several GPUs: `accelerate launch -m backends.train RUN_DIR --base-dir DIR [--resume]`.
+"""Worker for several GPUs: `accelerate launch -m backends.train RUN_DIR [--resume]`.
 
 Each process trains its share; the main process writes `result.json`. `run()` starts this; people do not.
 """
@@ -16,11 +16,10 @@ from backends.train.run import PLAN_FILE, train_here
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m backends.train")
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--base-dir", type=Path, required=True)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     step = next(s for s in load_plan(args.run_dir / PLAN_FILE).steps if isinstance(s, TrainStep))
-    train_here(step, args.run_dir, base_dir=args.base_dir, resume=args.resume)
+    train_here(step, args.run_dir, resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,16 @@ from typing import Literal
 from pydantic import Field
 
 from advisor.core.errors import AdvisorError
+from advisor.core.estimate.fit import fits_device
 from advisor.core.models import MemoryEstimate, Model, TrainStep
 from backends.train.data import load_examples, split_examples
 from backends.train.device import DeviceInfo, choose_precision, probe_device
 from backends.train.fit import last_checkpoint
-from backends.train.fitting import cheapest_fitting_change, count_params, fits
+from backends.train.fitting import cheapest_fitting_change, count_params
 from backends.train.predict import predict_memory
 from backends.train.tokens import LengthStats, example_lengths, length_stats, render_sample
 
-__all__ = ["Finding", "TrainCheck", "check", "resolve_path"]
+__all__ = ["Finding", "TrainCheck", "check", "raise_for_errors"]
 
 # Bytes per value on disk: fp32 weights, and Adam's two fp32 moments per trainable parameter
 # (torch.optim.AdamW state, saved in every checkpoint).
@@ -69,24 +70,18 @@ class TrainCheck(Model):
         return not any(f.level == "error" for f in self.findings)
 
 
-def resolve_path(path: str, base_dir: Path) -> Path:
-    """A plan path: absolute as given, relative to the plan file's folder otherwise."""
-    candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else base_dir / candidate
-
-
-def _inspect_base(step: TrainStep, base_dir: Path, run_dir: Path, train: list[dict]) -> tuple[str, object, dict]:
+def _inspect_base(step: TrainStep, run_dir: Path, train: list[dict]) -> tuple[str, object, dict]:
     """(label, tokenizer, config dict) of the base model, without loading weights or writing anything."""
     from backends.train.dpo import resolve_dpo_base
     from backends.train.model import load_tokenizer, read_hf_config, resolve_base_model
     from backends.train.tiny import TINY_DEMO, build_tokenizer, tiny_config
 
-    adapter = resolve_path(step.init_adapter, base_dir) if step.init_adapter else None
+    adapter = Path(step.init_adapter) if step.init_adapter else None
     base = resolve_dpo_base(step, adapter)
     if base is None and step.base_model == TINY_DEMO and not (run_dir / "base-model" / "config.json").is_file():
         tokenizer = build_tokenizer(train)
         return TINY_DEMO, tokenizer, tiny_config(tokenizer).to_dict()
-    base = base or resolve_base_model(step.base_model, base_dir, run_dir, None, seed=step.seed)
+    base = base or resolve_base_model(step.base_model, Path.cwd(), run_dir, None, seed=step.seed)
     return base, load_tokenizer(base), read_hf_config(base)
 
 
@@ -141,13 +136,12 @@ def _free_bytes(path: Path) -> int:
     return 0
 
 
-def check(step: TrainStep, run_dir: Path, *, base_dir: Path) -> TrainCheck:
+def check(step: TrainStep, run_dir: Path) -> TrainCheck:
     """Dry-run `step`: inspect data, tokenizer, memory, disk and configuration; load no weights.
 
     Args:
         step: The plan step.
         run_dir: Where the run would write (inspected, never written).
-        base_dir: Folder that relative plan paths are relative to (the plan file's).
 
     Returns:
         The findings and the numbers behind them; `is_ok` is False when the run would fail.
@@ -155,11 +149,11 @@ def check(step: TrainStep, run_dir: Path, *, base_dir: Path) -> TrainCheck:
     Raises:
         AdvisorError: input the run cannot even start from (missing files, bad lines, unknown model).
     """
-    examples = load_examples(resolve_path(step.data_path, base_dir), for_preference=step.method == "dpo")
+    examples = load_examples(Path(step.data_path), for_preference=step.method == "dpo")
     train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
     device = probe_device()
     precision, precision_reason = choose_precision(step.precision, device)
-    base, tokenizer, hf_config = _inspect_base(step, base_dir, run_dir, train)
+    base, tokenizer, hf_config = _inspect_base(step, run_dir, train)
     lengths = length_stats(example_lengths(train + evaluation, tokenizer), step.seq_len)
     findings = _config_findings(step, device, hf_config)
     if lengths.n_truncated:
@@ -174,7 +168,7 @@ def check(step: TrainStep, run_dir: Path, *, base_dir: Path) -> TrainCheck:
     if predicted is not None:
         predicted_eval, _ = predict_memory(step, hf_config, base, precision, seq_len=seq_len, for_eval=True,
                                             device=device.kind)
-        if not fits(predicted, device):
+        if not fits_device(predicted, device):
             change = cheapest_fitting_change(step, hf_config, base, precision, seq_len, device)
             findings.append(Finding(
                 level="error", topic="memory", is_forceable=True,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from advisor.core.models import MemoryEstimate, TrainStep
-from backends.train.device import DeviceInfo
+from advisor.core.estimate.fit import fits_device
+from advisor.core.models import DeviceInfo, TrainStep
 from backends.train.predict import predict_memory
 
-__all__ = ["cheapest_fitting_change", "count_params", "fits"]
+__all__ = ["cheapest_fitting_change", "count_params"]
 
 
 def count_params(hf_config: dict, step: TrainStep) -> tuple[int, int]:
@@ -30,17 +30,6 @@ def count_params(hf_config: dict, step: TrainStep) -> tuple[int, int]:
     n_params = sum(p.numel() for p in model.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return n_params, n_trainable
-
-
-def fits(estimate: MemoryEstimate, device: DeviceInfo) -> bool:
-    """Whether the estimate fits the device with the advisor's headroom (the same test `advisor estimate` makes).
-
-    On a GPU the whole peak (context and fragmentation included); on a CPU the allocated peak.
-    """
-    from advisor.core.estimate.fit import usable_bytes
-
-    needed = estimate.peak_bytes if device.kind == "cuda" else estimate.peak_allocated_bytes
-    return needed <= usable_bytes(device.memory_bytes)
 
 
 def _candidate_changes(step: TrainStep) -> list[dict]:
@@ -72,6 +61,6 @@ def cheapest_fitting_change(step: TrainStep, hf_config: dict, model_name: str, p
         candidate = step.model_copy(update=applied)
         estimate, _ = predict_memory(candidate, hf_config, model_name, precision, seq_len=seq_len,
                                      device=device.kind)
-        if estimate is not None and fits(estimate, device):
+        if estimate is not None and fits_device(estimate, device):
             return ", ".join(f"`{key}: {value}`" for key, value in applied.items())
     return None

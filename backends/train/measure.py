@@ -1,16 +1,51 @@
-"""Measure what a run used: peak memory (CUDA allocator, or the process's peak RSS on CPU) and wall time."""
+"""Measure what a run used: peak memory (CUDA allocator, or the process's peak RSS on CPU) and wall time.
+
+Time and tokens add up over every session of a run: each process that trains (the first one, and each resume
+after a kill) keeps its own totals in `SESSIONS_FILE` in the model folder, rewritten atomically as it trains,
+so a kill loses at most the time since its last log or checkpoint and the result reports what the run cost.
+"""
 
 from __future__ import annotations
 
+import json
 import resource
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, ValidationError, computed_field
 
+from advisor.core.fileio import write_text_atomic
 from advisor.core.models import Model
 
-__all__ = ["Measurement", "MemoryMeter"]
+__all__ = ["SESSIONS_FILE", "Measurement", "MemoryMeter", "TrainingSession", "read_sessions", "write_sessions"]
+
+SESSIONS_FILE = "training_sessions.json"
+
+
+class TrainingSession(Model):
+    """One process's share of a training run, as last written while it trained."""
+
+    started_at: str = Field(description="When its training loop began (ISO 8601, UTC)")
+    resumed_from_step: int | None = Field(description="Checkpoint step it resumed from; None: it started afresh")
+    first_step: int = Field(ge=0, description="Optimizer step the session began at")
+    last_step: int = Field(ge=0, description="Optimizer step reached at the last write")
+    wall_seconds: float = Field(ge=0, description="Wall time of its training loop up to the last write")
+    n_tokens: int = Field(ge=0, description="Non-padding input tokens it trained on up to the last write")
+    is_finished: bool = Field(description="Its training loop ended (False: killed or failed after the last write)")
+
+
+def read_sessions(path: Path) -> list[TrainingSession]:
+    """Sessions recorded in `path`; a missing or unreadable file (a torn write) counts as none."""
+    try:
+        return [TrainingSession.model_validate(s) for s in json.loads(path.read_text(encoding="utf-8"))["sessions"]]
+    except (OSError, ValueError, KeyError, TypeError, ValidationError):
+        return []
+
+
+def write_sessions(path: Path, sessions: list[TrainingSession]) -> None:
+    """Replace `path` atomically with `sessions`."""
+    payload = {"sessions": [s.model_dump(mode="json") for s in sessions]}
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 class Measurement(Model):
@@ -24,9 +59,15 @@ class Measurement(Model):
         description="CPU: resident set size before the model was loaded (Python, libraries, data); None on CUDA"
     )
     rss_method: str | None = Field(description="CPU: how the peak was read (`VmHWM after clear_refs`, `ru_maxrss`)")
-    wall_seconds: float = Field(description="Wall time of the training loop of this session (no load, eval, save)")
-    n_tokens: int = Field(description="Non-padding input tokens the trainer saw")
+    wall_seconds: float = Field(
+        description="Wall time of the training loop over every session of the run (no load, eval, save); "
+                    "what the run cost in device time, work redone after a resume included"
+    )
+    n_tokens: int = Field(description="Non-padding input tokens trained on over every session (redone steps twice)")
     tokens_per_second: float = Field(description="`n_tokens / wall_seconds`")
+    n_sessions: int = Field(1, ge=1, description="Processes that trained this run: 1, plus one per resume")
+    session_wall_seconds: float | None = Field(None, description="Wall time of the training loop of this session")
+    session_n_tokens: int | None = Field(None, description="Tokens trained on in this session")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -77,8 +118,11 @@ class MemoryMeter:
             current = _status_kib("VmRSS")
             self._baseline_rss_bytes = current * 1024 if current is not None else None
 
-    def stop(self, n_tokens: int, wall_seconds: float) -> Measurement:
-        """Read the peaks; `n_tokens` and `wall_seconds` are those of the training loop itself."""
+    def stop(self, n_tokens: int, wall_seconds: float, sessions: list[TrainingSession] | None = None) -> Measurement:
+        """Read the peaks; `n_tokens` and `wall_seconds` are this session's training loop's.
+
+        With `sessions` (every session of the run, this one last), time and tokens are their sums.
+        """
         if self.device_kind == "cuda":
             import torch
 
@@ -89,6 +133,9 @@ class MemoryMeter:
             peak_kib = _status_kib("VmHWM") if self._rss_method and self._rss_method.startswith("VmHWM") else None
             # ru_maxrss is in KiB on Linux (getrusage(2)).
             rss = (peak_kib or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+        sessions = sessions or []
+        total_seconds = sum(s.wall_seconds for s in sessions) if sessions else wall_seconds
+        total_tokens = sum(s.n_tokens for s in sessions) if sessions else n_tokens
         return Measurement(
             device_kind=self.device_kind,
             peak_allocated_bytes=allocated,
@@ -96,7 +143,10 @@ class MemoryMeter:
             peak_rss_bytes=rss,
             baseline_rss_bytes=self._baseline_rss_bytes,
             rss_method=self._rss_method,
-            wall_seconds=wall_seconds,
-            n_tokens=n_tokens,
-            tokens_per_second=n_tokens / wall_seconds if wall_seconds > 0 else 0.0,
+            wall_seconds=total_seconds,
+            n_tokens=total_tokens,
+            tokens_per_second=total_tokens / total_seconds if total_seconds > 0 else 0.0,
+            n_sessions=max(len(sessions), 1),
+            session_wall_seconds=wall_seconds,
+            session_n_tokens=n_tokens,
         )

@@ -1,4 +1,8 @@
-"""Find the base model, load it for a method (full / LoRA / QLoRA), measure eval loss, merge an adapter."""
+"""Find the base model, load it for a method (full / LoRA / QLoRA), measure eval loss, merge an adapter.
+
+Every `from_pretrained` passes `trust_remote_code=False`: a model that needs code from its repository is refused
+with an error instead of transformers asking `[y/N]` on the terminal (or running code nobody reviewed).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import json
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError
+from advisor.core.fileio import private_files
 from backends.train.builders import _to_bnb_config, torch_dtype
-from backends.train.tiny import TINY_DEMO, build_tiny_demo
+from backends.train.tiny import TINY_DEMO, build_tiny_demo, is_demo_model
 
 __all__ = ["load_model", "load_tokenizer", "loss_batches", "mean_eval_loss", "merge_adapter", "read_hf_config", "resolve_base_model"]
 
@@ -26,16 +31,21 @@ def resolve_base_model(base_model: str, base_dir: Path, run_dir: Path, train_rec
                        *, seed: int = 0) -> str:
     """Where the base model's files are: a local folder, or a Hub id already in the local cache.
 
-    `tiny-demo` is built into `run_dir/base-model` from `train_records` (or reused when it is there).
+    `tiny-demo` is built into `run_dir/base-model` from `train_records` (or reused when a build finished there;
+    `build_tiny_demo` writes its marker last, and a folder without it is a killed build, built again).
 
     Raises:
         AdvisorError: a local path that does not exist, or a Hub id that cannot be reached.
     """
     if base_model == TINY_DEMO:
         demo = run_dir / DEMO_DIR
-        if not (demo / "config.json").is_file():
+        if not (is_demo_model(demo) and (demo / "config.json").is_file()):
             if train_records is None:
                 raise AdvisorError("`tiny-demo` is built at run time from the data; nothing to inspect yet")
+            if demo.is_dir():  # a build killed part-way (this run folder's own `base-model`, see run.RUN_OUTPUTS)
+                import shutil
+
+                shutil.rmtree(demo)
             build_tiny_demo(train_records, demo, seed=seed)
         return str(demo.resolve())
     local = Path(base_model).expanduser()
@@ -70,7 +80,7 @@ def read_hf_config(model: str) -> dict:
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(model).to_dict()
+        return AutoConfig.from_pretrained(model, trust_remote_code=False).to_dict()
     except (OSError, ValueError) as exc:
         raise _unreachable(model, exc) from None
 
@@ -84,7 +94,7 @@ def load_tokenizer(model: str):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
+        tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise _unreachable(model, exc) from None
     if tokenizer.pad_token is None:
@@ -102,11 +112,11 @@ def load_model(model: str, train_method: str, precision: str, *, dequantize: boo
     from transformers import AutoModelForCausalLM
 
     if train_method == "full":
-        return AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype("fp32"))
+        return AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype("fp32"), trust_remote_code=False)
     if train_method == "lora":
-        return AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype(precision))
+        return AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype(precision), trust_remote_code=False)
     quantized = AutoModelForCausalLM.from_pretrained(
-        model, quantization_config=_to_bnb_config(precision), dtype=torch_dtype(precision)
+        model, quantization_config=_to_bnb_config(precision), dtype=torch_dtype(precision), trust_remote_code=False
     )
     if dequantize:
         return quantized.dequantize(dtype=torch_dtype(precision))
@@ -170,7 +180,8 @@ def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, train_method: 
         trained = PeftModel.from_pretrained(dequantized, str(adapter_dir))
     merged = trained.merge_and_unload()
     merged_loss = mean_eval_loss(merged, batches, precision)
-    merged.save_pretrained(merged_dir)
+    with private_files():
+        merged.save_pretrained(merged_dir)
     difference = abs(merged_loss - adapter_loss) / max(abs(adapter_loss), 1e-12)
     tolerance = MERGE_TOLERANCE[precision]
     return {"adapter_eval_loss": adapter_loss, "merged_eval_loss": merged_loss, "relative_difference": difference,

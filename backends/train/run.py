@@ -14,7 +14,7 @@ from pathlib import Path
 from advisor.core.errors import AdvisorError, RunFailedError
 from advisor.core.fileio import write_text_atomic
 from advisor.core.models import TrainStep
-from backends.train.check import check, raise_for_errors, resolve_path
+from backends.train.check import check, raise_for_errors
 from backends.train.data import load_examples, split_examples
 from backends.train.device import choose_precision, probe_device
 from backends.train.fit import fit, last_checkpoint
@@ -31,32 +31,75 @@ MERGED_DIR = "merged"
 RUN_OUTPUTS = ("base-model", MERGED_DIR, PLAN_FILE, VERSIONS_FILE, RESULT_FILE, "eval_before.json", "accelerate.yaml")
 
 
-def _prepare_output(step: TrainStep, run_dir: Path, base_dir: Path, *, resume: bool, force: bool) -> None:
-    """Refuse to mix runs: resume needs a checkpoint and the same plan; a fresh run needs an empty folder."""
+def _same_job(a: TrainStep, b: TrainStep) -> bool:
+    """Two steps describe the same training (the prediction made for them aside)."""
+    return a.model_dump(exclude={"prediction"}) == b.model_dump(exclude={"prediction"})
+
+
+def _saved_step(run_dir: Path) -> TrainStep | None:
+    """The step an earlier run in `run_dir` wrote beside its artifacts; None when there is none or it is unreadable."""
+    from pydantic import ValidationError
+
+    from advisor.core.planning import load_plan
+
+    saved = run_dir / PLAN_FILE
+    if not saved.is_file():
+        return None
+    try:
+        return next((s for s in load_plan(saved).steps if isinstance(s, TrainStep)), None)
+    except (AdvisorError, ValidationError):
+        return None
+
+
+def _finished_result(step: TrainStep, run_dir: Path) -> TrainResult | None:
+    """The result of an earlier run of this same step that finished (it died before its caller recorded it)."""
+    from pydantic import ValidationError
+
+    path = run_dir / RESULT_FILE
+    previous = _saved_step(run_dir)
+    if not path.is_file() or previous is None or not _same_job(previous, step):
+        return None
+    try:
+        result = TrainResult.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError, OSError):
+        return None  # a torn result: train (or resume) again
+    return result if result.status == "succeeded" else None
+
+
+def _prepare_output(step: TrainStep, run_dir: Path, *, resume: bool, force: bool) -> None:
+    """Refuse to mix runs: resume needs a checkpoint and the same plan; a fresh run needs an empty folder.
+
+    `force` only ever replaces an earlier advisor run's outputs: a folder holding anything else is refused,
+    so no plan can empty a folder the tool did not create.
+    """
     if resume:
         if last_checkpoint(run_dir / step.output_dir) is None:
-            raise AdvisorError(f"nothing to resume in `{run_dir}` (no checkpoint)", "run without `--resume`")
-        saved = run_dir / PLAN_FILE
-        if saved.is_file():
-            from advisor.core.planning import load_plan, resolve_step_paths
-
-            # The saved plan's paths are relative to its folder; compare what they point at.
-            previous = [resolve_step_paths(s, saved.parent) for s in load_plan(saved).steps if isinstance(s, TrainStep)]
-            if previous and previous[0] != resolve_step_paths(step, base_dir):
-                raise AdvisorError(f"the plan changed since the run in `{run_dir}` started",
-                                   "resume with the same plan, or start afresh with `--force`")
+            raise AdvisorError(f"nothing to resume in `{run_dir}` (no finished checkpoint)",
+                               "start it afresh (`advisor train run` without `--resume`)")
+        previous = _saved_step(run_dir)
+        if previous is not None and not _same_job(previous, step):
+            raise AdvisorError(f"the plan changed since the run in `{run_dir}` started",
+                               "resume with the same plan, or start afresh with `--force`")
         return
-    if run_dir.exists() and any(run_dir.iterdir()) and not force:
-        raise AdvisorError(f"run folder `{run_dir}` is not empty",
-                           "use `--resume` to continue it, `--force` to start afresh there, or another `--out`")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise AdvisorError(f"run folder `{run_dir}` is not empty",
+                               "use `--resume` to continue it, `--force` to start afresh there, or another `--out`")
+        if not (run_dir / PLAN_FILE).is_file():
+            raise AdvisorError(f"`{run_dir}` is not empty and holds no advisor training run",
+                               "`--force` only replaces an earlier run's outputs; choose another `--out`")
 
 
 def _clear_previous(step: TrainStep, run_dir: Path) -> None:
+    """Remove an earlier run's outputs: only the names a run writes, inside `run_dir` (output_dir is relative)."""
+    root = run_dir.resolve()
     for name in (*RUN_OUTPUTS, step.output_dir):
-        target = run_dir / name
-        if target.is_dir():
+        target = (run_dir / name).resolve()
+        if root not in target.parents:
+            raise AdvisorError(f"`{name}` is outside the run folder `{run_dir}`; nothing was removed")
+        if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
-        elif target.exists():
+        elif target.exists() or target.is_symlink():
             target.unlink()
 
 
@@ -71,16 +114,16 @@ def _write_result(result: TrainResult, run_dir: Path) -> None:
     write_text_atomic(run_dir / RESULT_FILE, result.model_dump_json(indent=2) + "\n")
 
 
-def run(step: TrainStep, run_dir: str | Path, *, base_dir: str | Path = ".", resume: bool = False,
-        force: bool = False, plan_name: str = "plan") -> TrainResult:
+def run(step: TrainStep, run_dir: str | Path, *, resume: bool = False, force: bool = False,
+        plan_name: str = "plan") -> TrainResult:
     """Train `step` into `run_dir` and write `result.json` there.
 
     Args:
-        step: The plan's training step.
-        run_dir: The run folder; the model goes to `run_dir/step.output_dir`.
-        base_dir: Folder that relative paths in the plan are relative to (the plan file's).
-        resume: Continue from the last checkpoint in `run_dir`.
-        force: Start afresh in a non-empty `run_dir`, and run even when the estimate says it will not fit.
+        step: The plan's training step (input paths absolute, as `advisor.core.planning.load_plan` makes them).
+        run_dir: The step's folder; the model goes to `run_dir/step.output_dir`.
+        resume: Continue from the last finished checkpoint in `run_dir`; a run that already finished there
+            (killed before its caller recorded it) returns its result without training again.
+        force: Replace an earlier run's outputs in `run_dir`, and run even when the estimate says it will not fit.
         plan_name: Name recorded in the `plan.yaml` written beside the artifacts.
 
     Returns:
@@ -90,28 +133,30 @@ def run(step: TrainStep, run_dir: str | Path, *, base_dir: str | Path = ".", res
         AdvisorError: bad input, or a refused run; nothing is written then.
         RunFailedError: the run finished but failed its own checks (e.g. merged model differs).
     """
-    run_dir, base_dir = Path(run_dir), Path(base_dir)
-    _prepare_output(step, run_dir, base_dir, resume=resume, force=force)
-    raise_for_errors(check(step, run_dir, base_dir=base_dir), force=force)
+    run_dir = Path(run_dir)
+    if resume and (finished := _finished_result(step, run_dir)) is not None:
+        return finished
+    _prepare_output(step, run_dir, resume=resume, force=force)
+    raise_for_errors(check(step, run_dir), force=force)
     if not resume:
         _clear_previous(step, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_provenance(step, run_dir, plan_name)
     if step.n_gpus > 1:
-        result = _launch(step, run_dir, base_dir, resume=resume)
+        result = _launch(step, run_dir, resume=resume)
     else:
-        result = train_here(step, run_dir, base_dir=base_dir, resume=resume)
+        result = train_here(step, run_dir, resume=resume)
     if result.status != "succeeded":
         raise RunFailedError(f"training in `{run_dir}` failed: {result.failure}", f"see `{run_dir / RESULT_FILE}`")
     return result
 
 
-def _launch(step: TrainStep, run_dir: Path, base_dir: Path, *, resume: bool) -> TrainResult:
+def _launch(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
     from backends.train.launch import launch_command, write_accelerate_config
 
     precision, _ = choose_precision(step.precision, probe_device())
     config = write_accelerate_config(step, precision, run_dir)
-    command = launch_command(config, run_dir, resume=resume) + ["--base-dir", str(base_dir.resolve())]
+    command = launch_command(config, run_dir, resume=resume)
     completed = subprocess.run(command, check=False)
     if completed.returncode != 0 or not (run_dir / RESULT_FILE).is_file():
         raise RunFailedError(f"`accelerate launch` exited with {completed.returncode}", "its output is above")
@@ -126,7 +171,7 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def train_here(step: TrainStep, run_dir: Path, *, base_dir: Path, resume: bool) -> TrainResult:
+def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
     """Load, train, save and (optionally) merge in this process; write `result.json` from the main process."""
     from backends.train.dpo import build_dpo_trainer, resolve_dpo_base
     from backends.train.model import (
@@ -141,12 +186,12 @@ def train_here(step: TrainStep, run_dir: Path, *, base_dir: Path, resume: bool) 
     from backends.train.tokens import example_lengths
 
     _quiet_libraries()
-    examples = load_examples(resolve_path(step.data_path, base_dir), for_preference=step.method == "dpo")
+    examples = load_examples(Path(step.data_path), for_preference=step.method == "dpo")
     train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
     device = probe_device()
     precision, precision_reason = choose_precision(step.precision, device)
-    adapter = resolve_path(step.init_adapter, base_dir) if step.init_adapter else None
-    base = resolve_dpo_base(step, adapter) or resolve_base_model(step.base_model, base_dir, run_dir, train,
+    adapter = Path(step.init_adapter) if step.init_adapter else None
+    base = resolve_dpo_base(step, adapter) or resolve_base_model(step.base_model, Path.cwd(), run_dir, train,
                                                                  seed=step.seed)
     tokenizer = load_tokenizer(base)
     output_dir = run_dir / step.output_dir

@@ -97,27 +97,45 @@ def tiny_config(tokenizer):
 
 
 def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0) -> Path:
-    """Build and save the tokenizer and a randomly initialised tiny Llama to `out_dir`.
+    """Build and save the tokenizer and a randomly initialised tiny Llama to `out_dir`, owner-only.
+
+    Written into a hidden sibling folder, marker last, then renamed to `out_dir`: a build killed part-way leaves
+    no `out_dir` (only the hidden folder, removed by the next build), so a half-written model is never loaded.
 
     Args:
         records: Normalised training records (the tokenizer learns their text).
-        out_dir: Folder to write; created.
+        out_dir: Folder to write; must not exist yet, or be empty.
         seed: Seed for the random weights.
 
     Returns:
         `out_dir`, loadable with `from_pretrained`.
     """
+    import os
+    import shutil
+
     import torch
     from transformers import AutoModelForCausalLM
 
+    from advisor.core.fileio import private_files
+
     out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):  # killed builds of ours
+        shutil.rmtree(stale, ignore_errors=True)
+    partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     tokenizer = build_tokenizer(records)
     config = tiny_config(tokenizer)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (out_dir / MARKER_FILE).write_text(DEMO_NOTE + "\n")
+    with private_files():
+        try:
+            model.save_pretrained(partial)
+            tokenizer.save_pretrained(partial)
+            (partial / MARKER_FILE).write_text(DEMO_NOTE + "\n")
+            os.rename(partial, out_dir)  # onto nothing or an empty folder; atomic
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return out_dir
 
 

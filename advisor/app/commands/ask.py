@@ -128,8 +128,12 @@ class Screen:
 
     def draw(self, lines: list[tuple[str, str]], final: bool = False) -> None:
         """Replace the block drawn last with `lines` of (style, text); `final` leaves it on screen for good."""
-        columns = (self.width or _columns(self.out)) - 1  # writing in the last column would wrap the line
-        rows = [(style, row) for style, text in lines for row in _fit(style, text, columns)]
+        from advisor.app.render.safe import one_line
+
+        # Writing in the last column would wrap the line; a terminal may report 0 or 1 columns (a tiny pane).
+        columns = max(1, (self.width or _columns(self.out)) - 1)
+        # Defaults from `--from` and typed text are data: their control characters are shown, not obeyed.
+        rows = [(style, row) for style, text in lines for row in _fit(style, one_line(text), columns)]
         up = f"\x1b[{self._height - 1}A" if self._height > 1 else ""
         erase = f"{up}\r\x1b[J" if self._height else ""
         self.out.write(erase + "\n".join(self._paint(style, text) for style, text in rows))
@@ -156,13 +160,14 @@ def _columns(out: TextIO) -> int:
 
 def _fit(style: str, text: str, columns: int) -> list[str]:
     """Rows of at most `columns` characters: menu rows are cut, the input row is folded, prose is wrapped."""
+    columns = max(1, columns)
     if len(text) <= columns:
         return [text]
     if style in ("", "pointer"):
-        return [text[: columns - 3] + "..."]
+        return [text[: columns - 3] + "..." if columns > 3 else text[:columns]]
     if style == "input":
         return [text[i: i + columns] for i in range(0, len(text), columns)]
-    indent = " " * (len(text) - len(text.lstrip()) + 2)
+    indent = " " * min(len(text) - len(text.lstrip()) + 2, columns // 2)  # leave room for words
     return textwrap.wrap(text, columns, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
@@ -350,8 +355,9 @@ def _prepare(output: Path, from_file: Path | None) -> Answers | None:
             "without one, write an answers file by hand (or edit one an earlier `advisor ask` wrote, which "
             "`advisor ask --from answers.yaml` reopens) and run `advisor recommend answers.yaml`",
         )
-    if not output.parent.is_dir():
-        raise AdvisorError(f"folder `{output.parent}` does not exist", "create it, or give another `-o` path")
+    from advisor.app.paths import check_output_file
+
+    check_output_file(output, "-o")  # a missing or read-only folder is found before the questions, not after
     return load_answers(from_file) if from_file else None
 
 

@@ -12,7 +12,7 @@ app = typer.Typer()
 
 
 MethodOpt = Literal["inference", "full", "lora", "qlora", "dpo"]
-PrecisionOpt = Literal["auto", "fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed"]
+PrecisionOpt = Literal["auto", "fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed", "bf16-pure", "fp16-pure"]
 OptimizerOpt = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd", "adafactor"]
 
 # EstimateSpec field → the option a user typed, so validation messages name what to change.
@@ -46,7 +46,7 @@ def estimate(
     method: Annotated[MethodOpt, typer.Option(help="What runs")] = "lora",
     gpu: Annotated[str | None, typer.Option(help="Catalog GPU (`advisor gpus`); none: memory only")] = None,
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs in data parallel")] = 1,
-    precision: Annotated[PrecisionOpt, typer.Option(help="auto: bf16 where the GPU has it, else fp16 autocast")] = "auto",
+    precision: Annotated[PrecisionOpt, typer.Option(help="Compute dtype as `advisor train` runs it (auto: bf16 where the GPU has it, else fp16 autocast; full fine-tuning keeps fp32 master weights); *-mixed / *-pure force fp32 master weights / pure 16-bit")] = "auto",
     optimizer: Annotated[OptimizerOpt, typer.Option(help="Optimizer of the trainable parameters")] = "adamw",
     lora_rank: Annotated[int, typer.Option(help="LoRA rank r")] = 16,
     lora_targets: Annotated[str, typer.Option(help="`all-linear` or comma-separated module names")] = "all-linear",
@@ -82,9 +82,10 @@ def estimate(
             gpu=gpu_spec, headroom=headroom, examples=examples, epochs=epochs, mean_tokens=mean_tokens,
             utilization=utilization, fit_all=fit, max_batch=max_batch, max_seq_len=max_seq_len,
         )
-        from advisor.core.estimate.fit import choose_precision
+        from advisor.core.estimate.precision import estimate_precision
 
-        chosen, reason = choose_precision(gpu_spec, None if precision == "auto" else precision)
+        trained = None if method == "inference" else (dpo_policy if method == "dpo" else method)
+        chosen, reason = estimate_precision(precision, trained, gpu_spec)
         targets = "all-linear" if lora_targets == "all-linear" else [t.strip() for t in lora_targets.split(",") if t.strip()]
         spec = _spec_from_options(catalog.resolve_model(model), method, dict(
             precision=chosen, optimizer=optimizer, lora_rank=lora_rank, lora_targets=targets,

@@ -24,19 +24,10 @@ OutOption = Annotated[Path | None, typer.Option("--out", help="Run folder; defau
 
 
 def _prompt_steps(plan_path: Path, out: Path | None) -> list[tuple[PromptStep, Path, str]]:
-    """Each prompt step of the plan with its run folder (a sub-folder per step when there are several)."""
-    from advisor.core.errors import AdvisorError
-    from advisor.core.models import PromptStep
-    from advisor.core.planning import load_plan
+    """Each prompt step of the plan with its folder (`<out>/<i>-prompt-...`, as `advisor run` lays it out)."""
+    from advisor.app.runner import steps_of_kind
 
-    plan = load_plan(plan_path)
-    name, steps = plan.name, [s for s in plan.steps if isinstance(s, PromptStep)]
-    if not steps:
-        raise AdvisorError(f"plan `{plan_path}` has no `prompt` step", "add a step with `kind: prompt`")
-    run_dir = out or Path("runs") / name
-    if len(steps) == 1:
-        return [(steps[0], run_dir, name)]
-    return [(s, run_dir / f"prompt-{i}", name) for i, s in enumerate(steps, start=1)]
+    return steps_of_kind(plan_path, "prompt", out)
 
 
 def _scores_line(label: str, scores) -> str:
@@ -66,7 +57,7 @@ def check(plan_path: PlanArgument, out: OutOption = None) -> None:
         from backends.prompting import check as check_step
 
         problems = [p for step, run_dir, _ in _prompt_steps(plan_path, out)
-                    for p in check_step(step, run_dir, base_dir=plan_path.parent)]
+                    for p in check_step(step, run_dir)]
         for problem in problems:
             typer.echo(f"error     {problem}")
         typer.echo("verdict   this run would fail" if problems else "verdict   ready to run")
@@ -85,5 +76,5 @@ def run(
         from backends.prompting import run as run_step
 
         for step, run_dir, plan_name in _prompt_steps(plan_path, out):
-            result = run_step(step, run_dir, base_dir=plan_path.parent, plan_name=plan_name)
+            result = run_step(step, run_dir, plan_name=plan_name)
             typer.echo(result.model_dump_json(indent=2) if as_json else _result_text(result, run_dir))

@@ -32,7 +32,17 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 
 def _warn(message: str) -> None:
-    typer.echo(f"warning: {message}", err=True)
+    from advisor.app.render.safe import terminal_text
+
+    typer.echo(f"warning: {terminal_text(message)}", err=True)  # warnings name document files
+
+
+def _require_folder(path: Path, what: str) -> None:
+    """A file given where a folder goes is named as such (not "does not exist")."""
+    from advisor.core.errors import AdvisorError
+
+    if path.exists() and not path.is_dir():
+        raise AdvisorError(f"{what} `{path}` is a file, not a folder", f"give the {what}")
 
 
 @rag_app.command("build")
@@ -58,8 +68,11 @@ def build(
 ) -> None:
     """Build an index from a folder, or update it: only new and changed files are embedded."""
     with user_errors():
+        from advisor.app.paths import check_output_dir
         from backends.rag import build_index
 
+        _require_folder(docs_dir, "documents folder")
+        check_output_dir(index_dir, "-o")
         result = build_index(
             docs_dir, index_dir, model_id=model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
             index_type=index.value, text_column=text_column, on_warning=_warn,
@@ -78,6 +91,7 @@ def query(
     with user_errors():
         from backends.rag import query_index
 
+        _require_folder(index_dir, "index folder")
         hits = query_index(index_dir, question, k)
         if as_json:
             import json
@@ -102,12 +116,15 @@ def evaluate(
     with user_errors():
         from backends.rag import evaluate_index
 
+        _require_folder(index_dir, "index folder")
         result = evaluate_index(index_dir, qa_file, k=k, n_questions=n_questions, seed=seed)
         typer.echo(result.model_dump_json(indent=2) if as_json else _eval_text(result))
 
 
 def _build_text(r: BuildResult) -> str:
-    return (
+    from advisor.app.render.safe import terminal_text
+
+    return terminal_text(
         f"index {r.index_dir} ({r.generation}): {r.n_chunks} chunks from {r.n_files} files, "
         f"{r.index_type} ({r.index_type_reason}), {r.embedding_model} ({r.embedding_dim} dims)\n"
         f"files: {r.n_files_added} added, {r.n_files_changed} changed, {r.n_files_unchanged} unchanged, "
@@ -118,14 +135,16 @@ def _build_text(r: BuildResult) -> str:
 
 
 def _hits_text(hits: list[QueryHit]) -> str:
+    from advisor.app.render.safe import one_line
+
     if not hits:
         return "no chunks found"
     lines = []
-    for h in hits:
+    for h in hits:  # document text and file names are data: escape sequences in them are shown, not obeyed
         preview = " ".join(h.text.split())
         preview = preview if len(preview) <= PREVIEW_CHARS else preview[: PREVIEW_CHARS - 1] + "…"
-        lines.append(f"{h.rank}. {h.score:.3f}  {h.source}  {h.locator}  (chars {h.char_start}–{h.char_end})")
-        lines.append(f"   {preview}")
+        lines.append(one_line(f"{h.rank}. {h.score:.3f}  {h.source}  {h.locator}  (chars {h.char_start}–{h.char_end})"))
+        lines.append(f"   {one_line(preview)}")
     return "\n".join(lines)
 
 

@@ -32,12 +32,14 @@ def recommend(
 ) -> None:
     """Recommend prompting, RAG, LoRA, QLoRA, full fine-tuning or DPO, with costs, memory and reasons."""
     with user_errors():
+        from advisor.app.paths import check_output_file
         from advisor.app.render import terminal as report
         from advisor.core.recommend import load_answers
         from advisor.core.recommend import recommend as decide
 
-        if report_file is not None:
+        if report_file is not None:  # before any work: a bad path must not follow a printed recommendation
             report.check_report_path(report_file)
+            check_output_file(report_file, "--report")
         rec = decide(load_answers(answers_file), frozenset(skip_rule or ()))
         report.print_recommendation(rec, as_json=as_json)
         if report_file is not None:
@@ -55,13 +57,19 @@ def plan(
 ) -> None:
     """Write the executable plan for the recommended stack: every setting a backend needs, editable by hand."""
     with user_errors():
+        from advisor.app.paths import check_output_file
+        from advisor.core.errors import AdvisorError
         from advisor.core.planning import build_plan, save_plan
         from advisor.core.recommend import load_answers
         from advisor.core.recommend import recommend as decide
 
+        check_output_file(output, "-o")
         answers = load_answers(answers_file)
         rec = decide(answers, frozenset(skip_rule or ()))
-        save_plan(build_plan(rec, answers), output)
+        try:
+            save_plan(build_plan(rec, answers), output)  # atomic: a failure leaves no partial plan
+        except OSError as exc:
+            raise AdvisorError(f"cannot write `{output}`: {exc.strerror or exc}") from None
         typer.echo(f"plan for {' + '.join(rec.stack)} written to {output}", err=True)
 
 

@@ -16,6 +16,7 @@ app = typer.Typer()
 
 def _preview(inp) -> list[str]:
     from advisor.app.runner import step_label
+    from backends import backend_for
 
     lines = []
     rec = inp.recommendation
@@ -25,40 +26,46 @@ def _preview(inp) -> list[str]:
                      f"set-up ${primary.one_time_usd:,.2f}, ${primary.monthly_usd:,.2f}/month")
     lines.append(f"plan `{inp.plan.name}`, {len(inp.plan.steps)} step(s):")
     for i, step in enumerate(inp.plan.steps, start=1):
-        if step.kind == "train":
-            what = (f"{step.base_model}, {step.precision} precision, micro-batch {step.batch_size} × {step.seq_len} "
-                    f"tokens, {step.epochs:g} epoch(s), data {step.data_path}")
-        elif step.kind == "rag":
-            what = f"index `{step.docs_dir}` with {step.embedding_model}, {step.chunk_tokens}-token chunks"
-        else:
-            what = f"{step.model}, {step.n_shots} shots within {step.max_prompt_tokens} tokens"
-        lines.append(f"  {i}. {step_label(step)}: {what}")
+        lines.append(f"  {i}. {step_label(step)}: {backend_for(step.kind).describe(step)}")
     lines += [f"  demo: {note}" for note in inp.demo_substitutions]
     return lines
 
 
-def _pre_check(inp, run_dir: Path) -> None:
-    """Run every backend's cheap check before anything starts; report all problems together."""
+def _pre_check(inp, run_dir: Path, *, force: bool) -> None:
+    """Run every backend's cheap check before anything starts; report all problems together.
+
+    A step that starts from what an earlier step will produce (DPO on the LoRA step's adapter) is checked
+    as it would start without it, since that input does not exist yet.
+    """
     from advisor.app.runner import step_dir_name, step_label
     from advisor.core.errors import InvalidInputError
-    from advisor.core.planning import resolve_step_paths
+    from backends import backend_for
+    from backends.base import RunContext
 
     problems: list[str] = []
     for i, step in enumerate(inp.plan.steps):
-        ready = resolve_step_paths(step, inp.base_dir)
-        if step.kind == "rag":
-            from backends.rag import check
-
-            found = check(ready)
-        elif step.kind == "prompt":
-            from backends.prompting import check
-
-            found = check(ready, run_dir / step_dir_name(i, step), base_dir=inp.base_dir)
-        else:
-            continue  # training checks itself first thing, with the device in hand
-        problems += [f"step {i + 1} ({step_label(step)}): {p}" for p in found]
+        backend = backend_for(step.kind)
+        ready = step
+        if backend.link is not None:
+            earlier = [(s, run_dir / step_dir_name(j, s)) for j, s in enumerate(inp.plan.steps[:i])]
+            ready = backend.link(step, earlier, for_check=True)
+        ctx = RunContext(step_dir=run_dir / step_dir_name(i, step), plan_name=inp.plan.name, force=force)
+        problems += [f"step {i + 1} ({step_label(step)}): {p}" for p in backend.check(ready, ctx)]
     if problems:
         raise InvalidInputError(problems, hint="fix the plan or the data; nothing has run yet")
+
+
+def _check_out(run_dir: Path) -> None:
+    """The run folder can be created and written: one line when it is a file or not writable."""
+    import os
+
+    from advisor.core.errors import AdvisorError
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AdvisorError(f"--out `{run_dir}` is a file, not a folder", "give a folder for the run")
+    parent = next((p for p in [run_dir, *run_dir.parents] if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AdvisorError(f"--out `{run_dir}`: `{parent}` is not writable", "choose a folder you can write to")
 
 
 @app.command("run")
@@ -76,9 +83,10 @@ def run_command(
 
         inp = runner.prepare(source, demo=demo)
         run_dir = out or Path("runs") / inp.plan.name
+        _check_out(run_dir)
         for line in _preview(inp):
             typer.echo(line, err=True)
-        _pre_check(inp, run_dir)
+        _pre_check(inp, run_dir, force=force)
         if not yes:
             if not sys.stdin.isatty():
                 raise AdvisorError("confirmation needed and there is no terminal to ask", "add `--yes` to run")

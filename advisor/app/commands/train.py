@@ -25,19 +25,21 @@ GIB = 2**30
 
 
 def _train_steps(plan_path: Path, out: Path | None) -> list[tuple[TrainStep, Path]]:
-    """Each training step of the plan with its run folder (a sub-folder per step when there are several)."""
-    from advisor.core.errors import AdvisorError
-    from advisor.core.models import TrainStep
-    from advisor.core.planning import load_plan
+    """Each training step of the plan with its folder (`<out>/<i>-train-<method>`, as `advisor run` lays it out)."""
+    from advisor.app.runner import steps_of_kind
 
-    plan = load_plan(plan_path)
-    steps = [s for s in plan.steps if isinstance(s, TrainStep)]
-    if not steps:
-        raise AdvisorError(f"plan `{plan_path}` has no `train` step", "add a step with `kind: train`")
-    run_dir = out or Path("runs") / plan.name
-    if len(steps) == 1:
-        return [(steps[0], run_dir)]
-    return [(step, run_dir / f"{i}-{step.method}") for i, step in enumerate(steps, start=1)]
+    return [(step, folder) for step, folder, _ in steps_of_kind(plan_path, "train", out)]
+
+
+def _require_train_extra() -> None:
+    """One `error:` line naming the missing package when the `[train]` extra is not installed."""
+    import importlib.util
+
+    from advisor.core.errors import MissingExtraError
+
+    for module in ("torch", "transformers", "peft", "trl", "datasets"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError("train", module)
 
 
 def _check_text(report: TrainCheck) -> str:
@@ -94,9 +96,11 @@ def check(
 ) -> None:
     """Dry run: data, chat template, token lengths, memory, disk and settings; exit 1 when the run would fail."""
     with user_errors():
-        from backends.train import check as check_step
+        from backends.train import inspect
 
-        reports = [check_step(step, run_dir, base_dir=plan_path.parent) for step, run_dir in _train_steps(plan_path, out)]
+        steps = _train_steps(plan_path, out)
+        _require_train_extra()
+        reports = [inspect(step, run_dir) for step, run_dir in steps]
         for report in reports:
             typer.echo(report.model_dump_json(indent=2) if as_json else _check_text(report))
         if not all(report.is_ok for report in reports):
@@ -115,7 +119,9 @@ def run(
     with user_errors():
         from backends.train import run as run_step
 
+        _require_train_extra()
+
         plan = _train_steps(plan_path, out)
         for step, run_dir in plan:
-            result = run_step(step, run_dir, base_dir=plan_path.parent, resume=resume, force=force)
+            result = run_step(step, run_dir, resume=resume, force=force)
             typer.echo(_result_text(result, run_dir))

@@ -10,6 +10,7 @@ import html
 import math
 from typing import TYPE_CHECKING, Any
 
+from advisor.app.render.safe import markdown_text, one_line, terminal_text
 from advisor.app.render.terminal import MEMORY_ROWS, GiB, fmt_bytes
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def _stack_text(rec: Recommendation) -> str:
 def _memory_text(option: Option) -> str:
     if option.memory is None or option.gpu_memory_bytes is None:
         return "-"
-    n_gpus = option.setup.n_gpus if option.setup else 1
+    n_gpus = option.step.n_gpus if option.step is not None and option.step.kind == "train" else 1
     gpus = f"{n_gpus}× " if n_gpus > 1 else ""
     return f"{fmt_bytes(option.memory.peak_bytes)} of {gpus}{fmt_bytes(option.gpu_memory_bytes)} {option.gpu}"
 
@@ -111,13 +112,13 @@ def render_recommendation(rec: Recommendation, console: Console) -> None:
     primary = rec.option(rec.primary)
     console.print(f"[bold]Recommendation: {escape(_stack_text(rec))}[/bold]")
     if rec.task:
-        console.print(f"task: {escape(rec.task)}")
+        console.print(f"task: {escape(one_line(rec.task))}")
     console.print(f"primary {rec.primary} · benefit {primary.benefit.label} ({primary.benefit.score:g}) · "
                   f"set-up {_usd(primary.one_time_usd)} · {_usd(primary.monthly_usd)}/month")
     console.print(f"advisor {rec.advisor_version} · rules {rec.rules_version}")
     for reason in primary.reasons:
         if reason.effect != "note":
-            console.print(f"  because {escape(f'[{reason.rule_id}]')} {escape(reason.rationale)}")
+            console.print(f"  because {escape(f'[{reason.rule_id}]')} {escape(terminal_text(reason.rationale))}")
     table = Table(title="Options, best first (why not: see Reasons)", title_justify="left")
     table.add_column("option", min_width=18, no_wrap=True)
     table.add_column("feasible", overflow="fold")
@@ -135,15 +136,15 @@ def render_recommendation(rec: Recommendation, console: Console) -> None:
     if rec.warnings:
         console.print("\n[bold]Warnings[/bold]")
         for w in rec.warnings:
-            console.print(f"- [yellow]{escape(w.message)}[/yellow] {escape(f'[{w.rule_id}]')}")
+            console.print(f"- [yellow]{escape(terminal_text(w.message))}[/yellow] {escape(f'[{w.rule_id}]')}")
     console.print("\n[bold]Reasons[/bold]")
     for o in rec.options:
         for r in o.reasons:
-            console.print(escape(f"- {o.name} [{r.rule_id}] {r.effect}: {r.rationale} (source: {r.source})"))
+            console.print(escape(terminal_text(f"- {o.name} [{r.rule_id}] {r.effect}: {r.rationale} (source: {r.source})")))
     if rec.assumptions:
         console.print("\n[bold]Assumptions[/bold]")
         for note in rec.assumptions:
-            console.print(escape(f"- {note}"))
+            console.print(escape(terminal_text(f"- {note}")))
 
 
 def _render_memory_bars(rec: Recommendation, console: Console) -> None:
@@ -158,7 +159,7 @@ def _render_memory_bars(rec: Recommendation, console: Console) -> None:
         share = o.memory.peak_bytes / o.gpu_memory_bytes  # type: ignore[union-attr, operator]
         filled = min(width, round(share * width))
         bar = "█" * filled + "░" * (width - filled) + ("▶" if share > 1 else " ")
-        console.print(escape(f"{o.name:<19}{bar} {share:>5.0%}  {_short_memory(o)} GiB {o.gpu}"))
+        console.print(escape(one_line(f"{o.name:<19}{bar} {share:>5.0%}  {_short_memory(o)} GiB {o.gpu}")))
 
 
 def _render_costs(rec: Recommendation, console: Console) -> None:
@@ -176,14 +177,14 @@ def _render_costs(rec: Recommendation, console: Console) -> None:
             table.add_row(name, *(_usd(values[i]) for i in columns))
         console.print(table)
     if rec.break_even:
-        console.print(escape(f"break-even: {rec.break_even.note}"))
+        console.print(escape(terminal_text(f"break-even: {rec.break_even.note}")))
 
 
 # --- Markdown -------------------------------------------------------------------------------------------
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)  # no raw HTML, links, code spans or extra table columns from any text
 
 
 def recommendation_markdown(rec: Recommendation) -> str:
@@ -191,7 +192,7 @@ def recommendation_markdown(rec: Recommendation) -> str:
     primary = rec.option(rec.primary)
     lines = [f"# Recommendation: {_stack_text(rec)}", ""]
     if rec.task:
-        lines += [f"Task: {rec.task}", ""]
+        lines += [f"Task: {_md(rec.task)}", ""]
     lines += [f"- Primary: **{rec.primary}** (benefit {primary.benefit.label}, {primary.benefit.score:g}/100)",
               f"- Stack: {', '.join(rec.stack)}",
               f"- Set-up {_usd(primary.one_time_usd)}, running {_usd(primary.monthly_usd)} a month",

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from advisor.core.units import fmt_bytes
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -51,11 +53,6 @@ def make_console(file: Any = None, width: int | None = None) -> Console:
                    highlight=False, soft_wrap=False)
 
 
-def fmt_bytes(n: int | float) -> str:
-    """Bytes as GiB with two decimals (MiB under 1 GiB)."""
-    if abs(n) < GiB:
-        return f"{n / 1024**2:,.1f} MiB"
-    return f"{n / GiB:,.2f} GiB"
 
 
 def _fmt_count(n: int) -> str:
@@ -97,18 +94,21 @@ def estimate_json(result: JobEstimate) -> dict[str, Any]:
 
 def render_estimate(result: JobEstimate, console: Console, explain: bool = False) -> None:
     """The estimate as a table of components, the fit verdict, time, cost and (with explain) assumptions."""
+    from rich.markup import escape
     from rich.table import Table
+
+    from advisor.app.render.safe import one_line, terminal_text
 
     spec, mem = result.spec, result.memory
     what = spec.method if spec.method != "dpo" else f"dpo ({spec.dpo_policy} policy)"
-    console.print(
-        f"[bold]{spec.model.name}[/bold] · {what} · {spec.precision} · micro-batch {spec.batch_size} × "
+    console.print(  # the model name may be a path the user typed: no markup, no control characters
+        f"[bold]{escape(one_line(spec.model.name))}[/bold] · {what} · {spec.precision} · micro-batch {spec.batch_size} × "
         f"{spec.seq_len} tokens · checkpointing {'on' if spec.grad_ckpt else 'off'}"
         + (f" · {spec.n_gpus} GPUs ZeRO-{spec.zero_stage}" if spec.n_gpus > 1 else "")
     )
     console.print(
         f"parameters {_fmt_count(mem.n_params)}, trainable {_fmt_count(mem.n_trainable_params)}"
-        f" · precision: {result.precision_reason}"
+        f" · precision: {escape(terminal_text(result.precision_reason))}"
     )
     table = Table(title="Peak memory per GPU", title_justify="left")
     table.add_column("component")
@@ -152,7 +152,7 @@ def render_estimate(result: JobEstimate, console: Console, explain: bool = False
     if explain:
         console.print("\n[bold]assumptions[/bold]")
         for note in [*mem.assumptions, *(result.compute.assumptions if result.compute else [])]:
-            console.print(f"- {note}")
+            console.print(escape(terminal_text(f"- {note}")))
 
 
 def _render_fit(result: JobEstimate, console: Console) -> None:
@@ -273,12 +273,9 @@ def write_report(rec: Recommendation, path: str | os.PathLike[str]) -> None:
     """
     from pathlib import Path
 
+    from advisor.app.paths import write_output_file
     from advisor.app.render.recommendation import recommendation_html, recommendation_markdown
-    from advisor.core.errors import AdvisorError
 
     path = Path(path)
     text = recommendation_markdown(rec) if check_report_path(path) == "md" else recommendation_html(rec)
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise AdvisorError(f"cannot write `{path}`: {exc.strerror}") from None
+    write_output_file(path, text)  # atomic: a failed write leaves no half report

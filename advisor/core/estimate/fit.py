@@ -8,31 +8,14 @@ size and sequence length.
 from __future__ import annotations
 
 from advisor.core.estimate.memory import estimate_memory
-from advisor.core.models import EstimateSpec, GpuSpec, MemoryEstimate, Precision
+from advisor.core.models import DeviceInfo, EstimateSpec, GpuSpec, MemoryEstimate
 
-__all__ = ["choose_precision", "fits", "largest_fitting", "usable_bytes"]
+__all__ = ["DEFAULT_HEADROOM", "fits", "fits_device", "largest_fitting", "usable_bytes"]
 
 # Keep 5% of the card free: the driver reserves ~1% of an 80 GiB card (torch reports ~79.2 GiB total) and
 # allocator behaviour varies between runs; an estimate that lands at 99% is an OOM waiting to happen.
 DEFAULT_HEADROOM = 0.05
 MAX_BATCH_SEARCH = 4096
-
-
-def choose_precision(gpu: GpuSpec | None, requested: Precision | None) -> tuple[Precision, str]:
-    """The precision to use and why: the user's, else bf16 where the GPU has it, else fp16 with fp32 master.
-
-    Returns:
-        The precision and a one-line reason.
-    """
-    if requested is not None:
-        if requested.startswith("bf16") and gpu is not None and not gpu.supports_bf16:
-            return requested, f"as asked, but {gpu.name} has no bf16 units: expect fp32 speed or errors"
-        return requested, "as asked"
-    if gpu is None:
-        return "bf16", "auto: no GPU given; bf16 is what current data-centre GPUs train in"
-    if gpu.supports_bf16:
-        return "bf16", f"auto: {gpu.name} supports bf16"
-    return "fp16-mixed", f"auto: {gpu.name} has no bf16, so fp16 autocast with fp32 master weights (loss scaling)"
 
 
 def usable_bytes(gpu: GpuSpec | int, headroom: float = DEFAULT_HEADROOM) -> int:
@@ -44,6 +27,15 @@ def usable_bytes(gpu: GpuSpec | int, headroom: float = DEFAULT_HEADROOM) -> int:
 def fits(estimate: MemoryEstimate, gpu: GpuSpec, headroom: float = DEFAULT_HEADROOM) -> bool:
     """Whether the estimated peak stays under the GPU's memory less `headroom`."""
     return estimate.peak_bytes <= usable_bytes(gpu, headroom)
+
+
+def fits_device(estimate: MemoryEstimate, device: DeviceInfo, headroom: float = DEFAULT_HEADROOM) -> bool:
+    """The same test for the device a run found: the whole peak on a GPU, the allocated peak on a CPU.
+
+    A CPU has no CUDA context and no caching allocator, so only the tensors themselves count there.
+    """
+    needed = estimate.peak_bytes if device.kind == "cuda" else estimate.peak_allocated_bytes
+    return needed <= usable_bytes(device.memory_bytes, headroom)
 
 
 def largest_fitting(

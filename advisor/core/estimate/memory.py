@@ -35,6 +35,14 @@ QLoRA: bitsandbytes (>= 0.45) MatMul4Bit keeps only the packed weight for backwa
 4-bit base saves what a 16-bit frozen base saves (checked on CPU in the tests); older releases (0.41, used
 by litgpt's published tables) kept the input too.
 
+k-bit prep (QLoRA under PEFT's `prepare_model_for_kbit_training`, peft/utils/other.py): every parameter that
+is not 4-bit (embeddings, LM head, norms, biases) is upcast to fp32. Under 16-bit autocast the embedding
+output, and so the residual stream and each checkpointed block input, is then fp32; bitsandbytes'
+`Linear4bit.forward` returns its input's dtype, so the gate/up outputs and the MLP product saved for
+backward are fp32; attention is unchanged (SDPA saves its autocast copies); and the matmul of the fp32 LM
+head saves the 16-bit copy autocast made of its weight (V·H·2). `kbit_prep_bytes` is all of that beyond the
+unprepared model (checked against real hooks on CPU in tests/test_estimate_memory.py).
+
 Ignored: activation memory of the embedding gather, cuBLAS workspaces (inside the CUDA context term),
 DDP gradient buckets, NCCL buffers, and kernels whose saved layout differs from PyTorch's SDPA
 (Liger/Unsloth fused losses, FlashAttention-2 varlen padding-free batches store less).
@@ -102,8 +110,15 @@ class ActivationBytes:
 
 
 def _adapter_bytes(spec: EstimateSpec) -> int:
-    """Bytes of one LoRA adapter element as TRL + PEFT create it (bf16 for QLoRA, else fp32)."""
+    """Bytes of one LoRA adapter element: as set, else as TRL + PEFT create it (bf16 for QLoRA, else fp32)."""
+    if spec.adapter_dtype is not None:
+        return DTYPE_BYTES[spec.adapter_dtype]
     return QLORA_ADAPTER_BYTES if spec.train_method == "qlora" else ADAPTER_BYTES
+
+
+def _kbit_prep(spec: EstimateSpec) -> bool:
+    """QLoRA with prepare_model_for_kbit_training over a 16-bit compute dtype (under fp32 it changes nothing)."""
+    return spec.kbit_prep and spec.train_method == "qlora" and spec.precision != "fp32"
 
 
 def _compute_bytes(spec: EstimateSpec) -> int:
@@ -113,7 +128,12 @@ def _compute_bytes(spec: EstimateSpec) -> int:
 
 def _residual_bytes(spec: EstimateSpec) -> int:
     """The residual stream stays fp32 under autocast (fp32 embeddings + 16-bit outputs promote to fp32)."""
-    return 4 if spec.precision in ("fp32", "bf16-mixed", "fp16-mixed") else 2
+    return 4 if spec.precision in ("fp32", "bf16-mixed", "fp16-mixed") or _kbit_prep(spec) else 2
+
+
+def _mlp_bytes(spec: EstimateSpec) -> int:
+    """MLP activations: fp32 after k-bit prep (Linear4bit returns its fp32 input's dtype), else the compute dtype."""
+    return 4 if _kbit_prep(spec) else _compute_bytes(spec)
 
 
 def _norm_saved(spec: EstimateSpec, tokens: int, x_needs_grad: bool, weight_trains: bool) -> int:
@@ -197,7 +217,7 @@ def _block_saved(spec: EstimateSpec, batch: int, seq: int, first: bool) -> int:
     saved += (norm_count - 1) * _norm_saved(spec, tokens, True, full)
     saved += _attention_saved(spec, batch, seq)
     inter = m.intermediate_size * (m.n_experts_active if m.is_moe else 1)
-    saved += tokens * inter * dt * (3 if m.mlp_gated else 1)  # act input; act and up outputs (mul)
+    saved += tokens * inter * _mlp_bytes(spec) * (3 if m.mlp_gated else 1)  # act input; act and up outputs (mul)
     if full:
         # Normed inputs of the attention and MLP projections (one shared norm with parallel attention).
         # Under autocast every projection casts its fp32 input to 16-bit by itself and saves its own copy.
@@ -236,8 +256,10 @@ def saved_activation_bytes(spec: EstimateSpec) -> ActivationBytes:
         head = 0
     else:
         blocks = _block_saved(spec, b, s, first=True) + (m.n_layers - 1) * per_block
-        head = 2 * s * m.head_dim * dt  # rotary cos/sin, shared by all blocks
+        head = 2 * s * m.head_dim * (4 if _kbit_prep(spec) else dt)  # rotary cos/sin (embedding dtype)
     head += _norm_saved(spec, tokens, True, full)  # final norm
+    if _kbit_prep(spec):
+        head += m.vocab_size * m.hidden_size * dt  # autocast's 16-bit copy of the fp32 LM head, saved by its matmul
     if full:
         head += tokens * TOKEN_ID_BYTES  # embedding ids
     if spec.loss_kernel == "chunked":
@@ -366,24 +388,33 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
     wb = _weight_bytes(spec)
     method = spec.train_method
     if method == "qlora":
-        unq = 4 if spec.precision == "fp32" else 2
+        unq = 4 if spec.precision == "fp32" or _kbit_prep(spec) else 2
         nf4 = P.nf4_bytes(m, spec.double_quant, unquantized_bytes_per_param=unq)
         base = nf4.total_bytes
         notes.append(
             f"QLoRA base: NF4 4-bit linears {nf4.quantized_bytes} B + quantization constants "
             f"{nf4.quant_state_bytes} B (double_quant={spec.double_quant}) + unquantized modules "
-            f"{nf4.unquantized_bytes} B in {unq}-byte dtype (bitsandbytes via transformers)"
+            f"{nf4.unquantized_bytes} B in {unq}-byte dtype (bitsandbytes via transformers"
+            + ("; fp32 after prepare_model_for_kbit_training)" if _kbit_prep(spec) else ")")
         )
     else:
         base = inv.n_params * wb
     weights, master = base, 0
     if spec.uses_lora:
         weights += n_trainable * _adapter_bytes(spec)
-        notes.append(
-            "LoRA adapters in bf16: TRL casts QLoRA adapters to bf16 (QLoRA paper §3)"
-            if spec.train_method == "qlora"
-            else "LoRA adapters in fp32: PEFT get_peft_model(autocast_adapter_dtype=True) upcasts them"
-        )
+        trl_bytes = QLORA_ADAPTER_BYTES if method == "qlora" else ADAPTER_BYTES
+        if spec.adapter_dtype is not None and DTYPE_BYTES[spec.adapter_dtype] != trl_bytes:
+            notes.append(
+                "LoRA adapters in fp32: PEFT get_peft_model(autocast_adapter_dtype=True) upcasts them, and "
+                "nothing casts them back (unlike TRL for QLoRA)" if spec.adapter_dtype == "fp32"
+                else "LoRA adapters in bf16, as set (PEFT would keep them in fp32)"
+            )
+        else:
+            notes.append(
+                "LoRA adapters in bf16: TRL casts QLoRA adapters to bf16 (QLoRA paper §3)"
+                if spec.train_method == "qlora"
+                else "LoRA adapters in fp32: PEFT get_peft_model(autocast_adapter_dtype=True) upcasts them"
+            )
     if spec.precision.endswith("-mixed") and method != "qlora":
         master = base  # the fp32 model
         weights = n_trainable * 2 + (n_trainable * _adapter_bytes(spec) if spec.uses_lora else 0)
@@ -517,6 +548,33 @@ def _inference(spec: EstimateSpec, inv: P.ParamInventory) -> MemoryEstimate:
     )
 
 
+@dataclass(frozen=True)
+class _PrepSplit:
+    """What k-bit prep adds to the weights, the kept activations and the recomputed block."""
+
+    weights: int = 0
+    activations: int = 0
+    recompute: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.activations + self.recompute
+
+
+def _kbit_prep_split(
+    spec: EstimateSpec, act_spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int, states: _States,
+    acts: ActivationBytes,
+) -> _PrepSplit:
+    """The k-bit prep share of each component: this estimate minus the same job without the upcast."""
+    if not _kbit_prep(spec):
+        return _PrepSplit()
+    plain_states, _ = _model_states(spec.model_copy(update={"kbit_prep": False}), inv, n_trainable)
+    plain = saved_activation_bytes(act_spec.model_copy(update={"kbit_prep": False}))
+    recompute = acts.per_block - plain.per_block if spec.grad_ckpt else 0
+    return _PrepSplit(states.weights - plain_states.weights, acts.blocks + acts.head - plain.blocks - plain.head,
+                      recompute)
+
+
 def _context(spec: EstimateSpec) -> int:
     return CUDA_CONTEXT_BYTES if spec.device == "cuda" else 0
 
@@ -563,6 +621,15 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
     if workspace:
         notes.append(f"QLoRA: the largest linear ({_largest_linear(spec.model).name}) dequantized to the compute "
                      "dtype while it runs")
+    prep = _kbit_prep_split(spec, act_spec, inv, n_trainable, states, acts)
+    if prep.total:
+        notes.append(
+            f"k-bit prep (PEFT prepare_model_for_kbit_training): embeddings, LM head and norms upcast to fp32 "
+            f"(+{prep.weights} B); fp32 residual stream, checkpointed block inputs and MLP activations, and "
+            f"autocast's 16-bit copy of the LM head saved for backward (+{prep.activations + prep.recompute} B)"
+        )
+    if spec.packing:
+        notes.append("packed: every micro-batch holds batch × seq_len real tokens (no padding)")
     notes += [
         f"activations: tensors autograd saves per decoder block ({acts.per_block} B at micro-batch "
         f"{act_spec.batch_size} × {spec.seq_len} tokens, attention `{spec.attention}`)"
@@ -577,14 +644,15 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
     return MemoryEstimate(
         n_params=inv.n_params,
         n_trainable_params=n_trainable,
-        weights_bytes=states.weights,
+        weights_bytes=states.weights - prep.weights,
         master_weights_bytes=states.master,
         gradients_bytes=states.gradients,
         optimizer_bytes=states.optimizer,
-        activations_bytes=acts.blocks + acts.head,
+        activations_bytes=acts.blocks + acts.head - prep.activations,
         logits_bytes=acts.loss + max(logits_fwd, logits_bwd),
         reference_bytes=states.reference,
-        workspace_bytes=workspace + states.gather + (acts.per_block if spec.grad_ckpt else 0),
+        kbit_prep_bytes=prep.total,
+        workspace_bytes=workspace + states.gather + (acts.per_block if spec.grad_ckpt else 0) - prep.recompute,
         cuda_context_bytes=_context(spec),
         allocator_overhead_bytes=int(allocated * ALLOCATOR_FRAGMENTATION),
         phases_bytes=phases,

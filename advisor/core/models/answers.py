@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from advisor.core.models.base import Model
 
@@ -19,13 +19,29 @@ Freshness = Literal["static", "quarterly", "monthly", "weekly", "daily", "realti
 
 ModelAccess = Literal["open_weights", "closed_api_with_tuning", "closed_api_no_tuning"]
 
+# Upper bounds on the answers: each far above any real fine-tuning or serving job, so that a typo (`1e300`,
+# an extra six zeros) is an error naming the field rather than an estimate of 10^290 dollars or an hours-long
+# computation. NaN and infinity are refused on every number (`allow_inf_nan=False`).
+MAX_COUNT = 10**9  # examples or preference pairs: a billion is a pretraining corpus, not a fine-tuning set
+MAX_DOCUMENTS = 10**10  # documents: above a full web crawl (Common Crawl: ~3 billion pages per crawl)
+MAX_CORPUS_TOKENS = 10**14  # tokens: ~3x the largest published pretraining corpora (~36 trillion)
+MAX_TOKENS_PER_ITEM = 10**7  # tokens in one example, prompt or answer: above the longest context (10M)
+MAX_USD = 10**10  # ten billion USD: above any training budget
+MAX_REQUESTS_PER_DAY = 10**11  # 10x the busiest web search engine's daily queries
+MAX_LATENCY_MS = 86_400_000  # one day
+MAX_GPUS = 100_000  # the largest training clusters
+MAX_TEXT_CHARS = 2_000  # `task` is one line for the report
+MAX_PATH_CHARS = 4_096  # PATH_MAX on Linux
+
 
 
 class GpuAnswer(Model):
     """GPUs the team owns (or has reserved) for this work."""
 
-    type: str = Field(description="GPU name from `advisor gpus`, e.g. `a100-80gb`")
-    count: int = Field(1, description="How many of them one job may use")
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    type: str = Field(max_length=200, description="GPU name from `advisor gpus`, e.g. `a100-80gb`")
+    count: int = Field(1, le=MAX_GPUS, description="How many of them one job may use")
 
     @model_validator(mode="after")
     def _check(self) -> GpuAnswer:
@@ -41,37 +57,64 @@ class GpuAnswer(Model):
 class Answers(Model):
     """The questionnaire's answers; `answers.yaml` holds exactly these fields."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     goal: list[Goal] = Field(
         min_length=1,
         description="What must improve: knowledge (facts the model lacks), style_format (tone, structure, "
         "output format), reasoning (a task it does badly), safety_alignment (refusals, preferences)",
     )
-    task: str = Field("", description="One line on the task, for the report")
-    n_examples: int = Field(0, ge=0, description="Supervised input→output examples available")
-    examples_path: str | None = Field(None, description="JSON Lines file of examples; when given, it is measured")
-    data_quality: Literal["clean", "noisy"] = Field("clean", description="Are the examples checked and consistent?")
-    mean_example_tokens: int | None = Field(
-        None, ge=1, description="Mean tokens per example; None: measured from examples_path, else assumed"
+    task: str = Field("", max_length=MAX_TEXT_CHARS, description="One line on the task, for the report")
+    n_examples: int = Field(0, ge=0, le=MAX_COUNT, description="Supervised input→output examples available")
+    examples_path: str | None = Field(
+        None, max_length=MAX_PATH_CHARS, description="JSON Lines file of examples; when given, it is measured"
     )
-    n_preference_pairs: int = Field(0, ge=0, description="Chosen/rejected answer pairs available (for DPO)")
-    preferences_path: str | None = Field(None, description="JSON Lines of prompt/chosen/rejected; measured when given")
-    n_documents: int = Field(0, ge=0, description="Documents in the knowledge source (0: none)")
-    corpus_tokens: int | None = Field(None, ge=0, description="Size of the knowledge source in tokens; None: unknown")
-    corpus_path: str | None = Field(None, description="Folder of documents; when given, it is measured")
+    data_quality: Literal["clean", "noisy"] = Field(
+        "clean", description="Are the examples checked and consistent?"
+    )
+    mean_example_tokens: int | None = Field(
+        None, ge=1, le=MAX_TOKENS_PER_ITEM,
+        description="Mean tokens per example; None: measured from examples_path, else assumed",
+    )
+    n_preference_pairs: int = Field(
+        0, ge=0, le=MAX_COUNT, description="Chosen/rejected answer pairs available (for DPO)"
+    )
+    preferences_path: str | None = Field(
+        None, max_length=MAX_PATH_CHARS,
+        description="JSON Lines of prompt/chosen/rejected; measured when given",
+    )
+    n_documents: int = Field(
+        0, ge=0, le=MAX_DOCUMENTS, description="Documents in the knowledge source (0: none)"
+    )
+    corpus_tokens: int | None = Field(
+        None, ge=0, le=MAX_CORPUS_TOKENS, description="Size of the knowledge source in tokens; None: unknown"
+    )
+    corpus_path: str | None = Field(
+        None, max_length=MAX_PATH_CHARS, description="Folder of documents; when given, it is measured"
+    )
     freshness: Freshness = Field("static", description="How often the knowledge changes")
     needs_citations: bool = Field(False, description="Answers must point at their sources")
     model_access: ModelAccess = Field(
         "open_weights", description="Open weights you can run, or a closed API (with or without tuning)"
     )
-    base_model: str | None = Field(None, description="Catalog name, HF id or path; None: the advisor picks")
+    base_model: str | None = Field(
+        None, max_length=MAX_PATH_CHARS, description="Catalog name, HF id or path; None: the advisor picks"
+    )
     gpu: GpuAnswer | None = Field(None, description="GPUs you own; None: none (renting is considered)")
     allow_renting: bool = Field(True, description="Renting cloud GPUs within the budget is acceptable")
-    budget_usd: float = Field(0, ge=0, description="One-time budget for training and set-up, USD")
-    requests_per_day: float = Field(0, ge=0, description="Expected requests per day")
-    latency_p95_ms: int | None = Field(None, ge=1, description="95th-percentile latency target; None: no target")
-    prompt_tokens: int | None = Field(None, ge=1, description="Tokens in today's prompt; None: assumed")
-    output_tokens: int = Field(300, ge=1, description="Tokens in a typical answer")
-    api_model: str | None = Field(None, description="API model used today or to compare with (`advisor gpus --api`)")
+    budget_usd: float = Field(0, ge=0, le=MAX_USD, description="One-time budget for training and set-up, USD")
+    requests_per_day: float = Field(0, ge=0, le=MAX_REQUESTS_PER_DAY, description="Expected requests per day")
+    latency_p95_ms: int | None = Field(
+        None, ge=1, le=MAX_LATENCY_MS, description="95th-percentile latency target; None: no target"
+    )
+    prompt_tokens: int | None = Field(
+        None, ge=1, le=MAX_TOKENS_PER_ITEM, description="Tokens in today's prompt; None: assumed"
+    )
+    output_tokens: int = Field(300, ge=1, le=MAX_TOKENS_PER_ITEM, description="Tokens in a typical answer")
+    api_model: str | None = Field(
+        None, max_length=200, description="API model used today or to compare with (`advisor gpus --api`)"
+    )
     eval_questions_path: str | None = Field(
-        None, description="JSON Lines of questions with the source file or text that answers each; evaluates retrieval"
+        None, max_length=MAX_PATH_CHARS,
+        description="JSON Lines of questions with the source file or text that answers each; evaluates retrieval",
     )

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, computed_field, model_validator
+from pydantic import ConfigDict, Field, computed_field, model_validator
 
 from advisor.core.models.base import AttentionKernel, Method, Model, Optimizer, Precision
-from advisor.core.models.catalog import ModelSpec
+from advisor.core.models.catalog import MAX_CONTEXT, ModelSpec
 
-__all__ = ["BenefitEstimate", "BenefitLabel", "ComputeEstimate", "EstimateSpec", "MemoryEstimate", "ServingEstimate"]
+__all__ = [
+    "AdapterDtype", "BenefitEstimate", "BenefitLabel", "ComputeEstimate", "EstimateSpec", "LossKernel",
+    "MemoryEstimate", "ServingEstimate", "StackName",
+]
+
+# Training stacks whose defaults `advisor estimate --stack` knows (advisor/core/estimate/stacks.py).
+StackName = Literal["trl", "hf-trainer", "axolotl", "llama-factory"]
+LossKernel = Literal["chunked", "full"]
+AdapterDtype = Literal["fp32", "bf16"]
+
+
+# Upper bounds on a job, so that a slip of the keyboard is an error naming the option rather than an
+# estimate for an impossible job (sequence lengths share the architecture bound MAX_CONTEXT, 2^24 tokens).
+MAX_N_GPUS = 100_000  # the largest training clusters
+MAX_BATCH_SIZE = 65_536  # sequences per GPU: far above what fits any GPU at any length
+MAX_LORA_RANK = 65_536  # also capped at hidden_size by the check below
 
 
 class EstimateSpec(Model):
     """Everything that decides memory, time and cost of one job on one kind of GPU."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # `--lora-dropout nan` says "finite", not "less than 1"
 
     model: ModelSpec
     method: Method = Field(description="What runs: inference, full fine-tuning, LoRA, QLoRA or DPO")
@@ -25,30 +42,50 @@ class EstimateSpec(Model):
         description="Weights/compute: fp32; pure bf16/fp16; or *-mixed (fp32 master weights, 16-bit autocast)",
     )
     optimizer: Optimizer = Field("adamw", description="Optimizer of the trainable parameters")
-    lora_rank: int = Field(16, ge=1, description="LoRA rank r")
+    lora_rank: int = Field(16, ge=1, le=MAX_LORA_RANK, description="LoRA rank r")
     lora_targets: list[str] | Literal["all-linear"] = Field(
         "all-linear", description="Module names that get adapters, or `all-linear` (every linear but the LM head)"
     )
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input (saves a mask when > 0)")
     double_quant: bool = Field(True, description="QLoRA: quantize the NF4 absmax constants again (8-bit)")
-    batch_size: int = Field(1, ge=1, description="Micro-batch per GPU, in sequences")
-    seq_len: int = Field(1024, ge=1, description="Tokens per sequence as the GPU sees it (padded or packed)")
+    batch_size: int = Field(1, ge=1, le=MAX_BATCH_SIZE, description="Micro-batch per GPU, in sequences")
+    seq_len: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Tokens per sequence as the GPU sees it (padded or packed)")
     grad_ckpt: bool = Field(True, description="Gradient checkpointing: keep only each block's input")
     attention: AttentionKernel = Field("sdpa", description="Attention kernel: sdpa/flash keep no s×s matrix")
-    n_gpus: int = Field(1, ge=1, description="GPUs in data parallel")
+    n_gpus: int = Field(1, ge=1, le=MAX_N_GPUS, description="GPUs in data parallel")
     zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage (3 is FSDP full sharding)")
     offload_optimizer: bool = Field(False, description="ZeRO/FSDP: optimizer state lives in CPU memory")
     offload_params: bool = Field(False, description="ZeRO-3/FSDP: parameters live in CPU memory")
     context_tokens: int | None = Field(
-        None, ge=1, description="Inference: tokens held in the KV cache per sequence; None: seq_len"
+        None, ge=1, le=MAX_CONTEXT, description="Inference: tokens held in the KV cache per sequence; None: seq_len"
     )
     device: Literal["cuda", "cpu"] = Field(
         "cuda", description="Where it runs: a CUDA GPU (the default) or the CPU (saved-tensor layout differs a little)"
     )
-    loss_kernel: Literal["chunked", "full"] = Field(
+    loss_kernel: LossKernel = Field(
         "chunked",
         description="chunked: TRL's fused LM head scores tiles of the vocabulary and never holds b·s·V logits "
         "(what `advisor train` runs); full: transformers' loss over materialised fp32 logits (plain Trainer)",
+    )
+    stack: StackName | None = Field(
+        None,
+        description="Training stack whose documented defaults filled the knobs (`--stack`, "
+        "advisor/core/estimate/stacks.py); None: not stated, the knobs are taken as given",
+    )
+    adapter_dtype: AdapterDtype | None = Field(
+        None,
+        description="dtype of the LoRA adapter weights; None: as TRL keeps them, fp32 over a 16-bit base "
+        "(PEFT's autocast_adapter_dtype) and bf16 over a 4-bit base (SFTTrainer casts them)",
+    )
+    kbit_prep: bool = Field(
+        False,
+        description="QLoRA: PEFT's prepare_model_for_kbit_training upcast every parameter that is not 4-bit "
+        "(embeddings, LM head, norms) to fp32, so the residual stream and the MLP activations are fp32 too",
+    )
+    packing: bool = Field(
+        False,
+        description="Examples packed into full seq_len sequences; unpacked micro-batches are padded to their "
+        "longest example, so the estimate at seq_len is then an upper bound",
     )
 
     @model_validator(mode="after")
@@ -93,6 +130,9 @@ class MemoryEstimate(Model):
     activations_bytes: int = Field(0, description="Tensors saved for backward over all layers")
     logits_bytes: int = Field(0, description="Logits, their fp32 upcast and loss buffers over the vocabulary")
     reference_bytes: int = Field(0, description="DPO: a separate frozen reference model")
+    kbit_prep_bytes: int = Field(
+        0, description="QLoRA k-bit prep: fp32 upcast of the unquantized modules and the activations it widens"
+    )
     kv_cache_bytes: int = Field(0, description="Inference: keys and values of every cached token")
     workspace_bytes: int = Field(
         0, description="Transient buffers: dequantized layer, all-gathered shard, optimizer step temporaries"

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from advisor.core.models.answers import Answers
-from advisor.core.models.base import Model, Precision
+from advisor.core.models.base import Model
 from advisor.core.models.estimates import BenefitEstimate, ComputeEstimate, MemoryEstimate, ServingEstimate
+from advisor.core.models.steps import PromptStep, RagStep, TrainStep
 
-__all__ = ["BreakEven", "CostCurve", "MeasuredData", "Option", "OptionName", "Reason", "Recommendation", "Severity", "TrainingSetup"]
+__all__ = ["BreakEven", "CostCurve", "MeasuredData", "Option", "OptionName", "Reason", "Recommendation", "Severity"]
 
 
 OptionName = Literal["prompting", "prompting_few_shot", "rag", "lora", "qlora", "full", "dpo"]
@@ -32,26 +33,6 @@ class Reason(Model):
 
 
 
-class TrainingSetup(Model):
-    """The concrete training run an option's memory, time and cost were estimated for."""
-
-    gpu: str = Field(description="Catalog GPU the job runs on")
-    n_gpus: int = Field(ge=1, description="GPUs in the job")
-    gpu_owned: bool = Field(description="The team owns these GPUs (else they are rented)")
-    precision: Precision
-    precision_reason: str
-    batch_size: int = Field(ge=1, description="Micro-batch per GPU, sequences (largest ≤ 4 that fits)")
-    grad_accum: int = Field(ge=1, description="Micro-batches per optimizer step")
-    seq_len: int = Field(ge=1, description="Tokens per sequence")
-    epochs: float = Field(gt=0, description="Passes over the data")
-    lora_rank: int = Field(ge=1, description="LoRA rank r (unused by full fine-tuning)")
-    lora_alpha: int = Field(ge=1, description="LoRA alpha (2 × rank)")
-    learning_rate: float = Field(gt=0, description="Peak learning rate")
-    zero_stage: Literal[0, 1, 2, 3] = Field(0, description="ZeRO/FSDP stage across the GPUs")
-    dpo_policy: Literal["full", "lora", "qlora"] = Field("lora", description="DPO: how the policy is trained")
-
-
-
 class Option(Model):
     """One path, estimated and judged: can it run, what it costs, what it buys, and the rules behind it."""
 
@@ -65,7 +46,9 @@ class Option(Model):
     gpu: str | None = Field(None, description="GPU the memory is judged against; None: none involved")
     gpu_memory_bytes: int | None = Field(None, description="Memory of that GPU")
     fits: bool | None = Field(None, description="Peak fits the GPU with 5% headroom; None: nothing to fit")
-    setup: TrainingSetup | None = Field(None, description="Training options: the run that was estimated")
+    step: Annotated[TrainStep | RagStep | PromptStep, Field(discriminator="kind")] | None = Field(
+        None, description="The job as the plan will run it, with the prediction made for it; None: nothing to run"
+    )
     compute: ComputeEstimate | None = Field(None, description="Training FLOPs, hours and cost")
     one_time_usd: float = Field(ge=0, description="Set-up cost: training compute, or embedding the corpus")
     out_of_pocket_usd: float = Field(ge=0, description="The part of one_time_usd paid to others (0 on owned GPUs)")

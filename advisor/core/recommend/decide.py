@@ -88,7 +88,7 @@ def _option(est: OptionEstimate, score: float, why_not: list[str], reasons: list
     return Option(
         name=est.name, feasible=not why_not, why_not=why_not, score=round(score, 1), benefit=benefit,
         model=est.model, memory=est.memory, gpu=est.gpu.name if est.gpu else None,
-        gpu_memory_bytes=est.gpu.memory_bytes if est.gpu else None, fits=est.fits, setup=est.setup,
+        gpu_memory_bytes=est.gpu.memory_bytes if est.gpu else None, fits=est.fits, step=est.step,
         compute=est.compute, one_time_usd=round(est.one_time_usd, 4), out_of_pocket_usd=round(est.out_of_pocket_usd, 4),
         monthly_usd=round(est.monthly_usd, 2), serving=est.serving, prompt_tokens=est.prompt_tokens,
         payback_months=est.payback_months, reasons=reasons, assumptions=est.assumptions,

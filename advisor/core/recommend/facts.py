@@ -12,7 +12,7 @@ import math
 
 from pydantic import Field
 
-from advisor.core.models import BenefitEstimate, Freshness, Model, ModelAccess, OptionName
+from advisor.core.models import BenefitEstimate, Freshness, Model, ModelAccess, OptionName, TrainStep
 from advisor.core.recommend.inputs import Situation
 from advisor.core.recommend.options import OptionEstimate, corpus_in_context
 
@@ -120,8 +120,8 @@ def _option_facts(est: OptionEstimate, benefit: BenefitEstimate) -> OptionFacts:
     return OptionFacts(
         fits=est.fits is not False,
         peak_share=round(est.peak_share, 4),
-        micro_batch=est.setup.batch_size if est.setup and est.fits else 0,
-        rented=bool(est.setup and not est.setup.gpu_owned),
+        micro_batch=est.step.batch_size if isinstance(est.step, TrainStep) and est.fits else 0,
+        rented=bool(isinstance(est.step, TrainStep) and est.step.prediction and not est.step.prediction.gpu_owned),
         one_time_usd=est.one_time_usd,
         out_of_pocket_usd=est.out_of_pocket_usd,
         monthly_usd=est.monthly_usd,

@@ -51,20 +51,16 @@ def load_answers(path: str | Path) -> Answers:
     """Read and validate an answers file (YAML).
 
     Raises:
-        AdvisorError: The file is missing, is not YAML, or does not hold a mapping.
+        AdvisorError: The file is missing, a folder, binary, not UTF-8, not YAML (or has a key twice), or does
+            not hold a mapping.
         pydantic.ValidationError: Fields are missing or invalid (the CLI lists every one with its path).
     """
-    import yaml
+    from advisor.core.yamlio import load_yaml_file
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AdvisorError(f"answers file `{path}` does not exist", "write one by hand, or with `advisor ask`")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise AdvisorError(f"`{path}` is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml_file(path, "answers file")  # strict: duplicate keys, binary, deep nesting are errors
     if not isinstance(data, dict):
         raise AdvisorError(f"`{path}` must hold a mapping of answers (goal, n_examples, ...)")
     # Paths in an answers file are relative to the file, wherever the command runs from.

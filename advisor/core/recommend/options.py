@@ -23,17 +23,25 @@ from typing import get_args
 
 from advisor.core import catalog
 from advisor.core.estimate.compute import estimate_training_compute
-from advisor.core.estimate.fit import choose_precision, fits, largest_fitting
+from advisor.core.estimate.fit import fits, largest_fitting
+from advisor.core.estimate.index import estimate_index
 from advisor.core.estimate.memory import estimate_memory
+from advisor.core.estimate.precision import choose_precision, device_of
 from advisor.core.estimate.serving import estimate_api_monthly, estimate_self_hosted_monthly
+from advisor.core.estimate.translate import train_spec
 from advisor.core.models import (
     ComputeEstimate,
     EstimateSpec,
     GpuSpec,
     MemoryEstimate,
     OptionName,
+    PromptPrediction,
+    PromptStep,
+    RagPrediction,
+    RagStep,
     ServingEstimate,
-    TrainingSetup,
+    TrainPrediction,
+    TrainStep,
 )
 from advisor.core.recommend.inputs import Situation
 
@@ -50,10 +58,8 @@ __all__ = [
 
 OPTIONS: tuple[OptionName, ...] = get_args(OptionName)
 TRAINED = ("lora", "qlora", "full", "dpo")
-# Training settings (seed 002 "Typical starting values": rank 16, alpha 2× rank, 4-8 per device, 2-4 epochs;
-# full fine-tuning at a tenth of the LoRA rate: Thinking Machines "LoRA Without Regret", LoRA LR ≈ 10×).
-LORA_RANK = 16
-LORA_ALPHA = 2 * LORA_RANK
+# Training settings beyond TrainStep's own defaults (rank 16, alpha 2x rank: seed 002 "Typical starting values");
+# 2-4 epochs (seed 002); full fine-tuning at a tenth of the LoRA rate (Thinking Machines "LoRA Without Regret").
 EPOCHS = 3.0
 MAX_MICRO_BATCH = 4
 EFFECTIVE_BATCH = 16  # TRL "LoRA without regret": keep the effective batch under 32
@@ -64,7 +70,14 @@ RENT_COUNTS_SHARDED = (1, 2, 4, 8)  # full fine-tuning may shard with ZeRO-3; ad
 FEW_SHOTS = 5  # seed 000: "include 3-5 examples of desired input-output pairs"
 QUESTION_TOKENS = 100  # assumption: the user's own question inside today's prompt
 TUNED_INSTRUCTION_SHARE = 50 / 800  # seed 002: "800 tokens of system instructions might drop to 50"
-RETRIEVED_CHUNKS, CHUNK_TOKENS = 5, 256  # RagStep defaults: eval_k 5, chunk_tokens 256
+RETRIEVED_CHUNKS = RagStep.model_fields["eval_k"].default  # chunks retrieved per question
+CHUNK_TOKENS = RagStep.model_fields["chunk_tokens"].default
+# Placeholders for paths the answers did not give; the plan is meant to be edited before it runs.
+PLACEHOLDER_EXAMPLES = "data/train.jsonl"
+PLACEHOLDER_PAIRS = "data/preferences.jsonl"
+PLACEHOLDER_DOCS = "docs"
+# Vector width of the default embedding model (all-MiniLM-L6-v2: 384), for the index-size prediction.
+DEFAULT_EMBEDDING_DIM = 384
 LONG_CONTEXT_LIMIT = 200_000  # Anthropic Contextual Retrieval: under 200k tokens, put the knowledge base in the prompt
 EMBEDDING_USD_PER_MTOK = 0.02  # OpenAI text-embedding-3-small (decision-rules.md §4); the local default model is free
 REFRESHES_PER_MONTH = {"static": 0.0, "quarterly": 1 / 3, "monthly": 1.0, "weekly": 30 / 7, "daily": 30.0,
@@ -86,7 +99,7 @@ class OptionEstimate:
     gpu: GpuSpec | None = None
     fits: bool | None = None
     peak_share: float = 0.0
-    setup: TrainingSetup | None = None
+    step: TrainStep | RagStep | PromptStep | None = None
     compute: ComputeEstimate | None = None
     payback_months: float | None = None
     assumptions: list[str] = field(default_factory=list)
@@ -122,9 +135,13 @@ def serving_gpu(sit: Situation) -> GpuSpec:
                                                                    output).monthly_usd, g.name))
 
 
-def monthly_at(sit: Situation, option: OptionName, requests_per_day: float, gpu: GpuSpec) -> ServingEstimate:
-    """Serving cost of `option` at a volume (API for prompting paths of a closed model, else self-hosted)."""
-    prompt = prompt_tokens_of(sit, option)
+def monthly_at(sit: Situation, option: OptionName, requests_per_day: float, gpu: GpuSpec,
+               prompt_tokens: int | None = None) -> ServingEstimate:
+    """Serving cost of `option` at a volume (API for prompting paths of a closed model, else self-hosted).
+
+    `prompt_tokens` overrides the option's own prompt length (to price a longer or shorter prompt).
+    """
+    prompt = prompt_tokens_of(sit, option) if prompt_tokens is None else prompt_tokens
     if sit.api is not None and option not in TRAINED:
         return estimate_api_monthly(sit.api, requests_per_day, prompt, sit.answers.output_tokens)
     return estimate_self_hosted_monthly(sit.model, gpu, requests_per_day, prompt, sit.answers.output_tokens)
@@ -137,15 +154,25 @@ def _seq_len(sit: Situation, mean_tokens: int) -> int:
     return min(seq, sit.model.max_context)
 
 
-def _spec(sit: Situation, option: OptionName, gpu: GpuSpec, n_gpus: int, policy: str, batch: int = 1) -> EstimateSpec:
-    precision, _ = choose_precision(gpu, None)
+def _job(sit: Situation, option: OptionName, n_gpus: int, policy: str, batch: int = 1) -> TrainStep:
+    """The training step as the plan will run it (TrainStep's own defaults for everything not set here)."""
     full = option == "full" or (option == "dpo" and policy == "full")
     mean = sit.mean_preference_tokens if option == "dpo" else sit.mean_example_tokens
-    return EstimateSpec(
-        model=sit.model, method=option, dpo_policy=policy,  # type: ignore[arg-type]
-        precision=precision, lora_rank=LORA_RANK, batch_size=batch, seq_len=_seq_len(sit, mean),
-        n_gpus=n_gpus, zero_stage=3 if full and n_gpus > 1 else 0,
+    a = sit.answers
+    data = (a.preferences_path or PLACEHOLDER_PAIRS) if option == "dpo" else (a.examples_path or PLACEHOLDER_EXAMPLES)
+    return TrainStep(
+        method=option, base_model=sit.model_hf_id, data_path=data, output_dir=option,  # type: ignore[arg-type]
+        dpo_policy=policy, batch_size=batch,  # type: ignore[arg-type]
+        grad_accum=max(1, math.ceil(EFFECTIVE_BATCH / (batch * n_gpus))), seq_len=_seq_len(sit, mean),
+        epochs=EPOCHS, learning_rate=LEARNING_RATE[option], n_gpus=n_gpus,
+        distributed="zero3" if full and n_gpus > 1 else "ddp",
     )
+
+
+def _spec(sit: Situation, step: TrainStep, gpu: GpuSpec) -> EstimateSpec:
+    """What the estimator counts for `step` on `gpu`: the one policy and the one translator."""
+    compute, _ = choose_precision(step.precision, device_of(gpu, step.n_gpus))
+    return train_spec(step, sit.model, compute)
 
 
 def _candidates(sit: Situation, option: OptionName, policy: str) -> list[tuple[GpuSpec, int, bool]]:
@@ -166,22 +193,23 @@ def _train_amount(sit: Situation, option: OptionName) -> tuple[int, int]:
     return sit.n_examples, sit.mean_example_tokens
 
 
-def _best_config(sit: Situation, option: OptionName) -> tuple[EstimateSpec, GpuSpec, bool, bool] | None:
-    """The cheapest fitting (spec, GPU, owned, fits); the owned GPU even when it does not fit; None: no GPU."""
+def _best_config(sit: Situation, option: OptionName) -> tuple[TrainStep, GpuSpec, bool, bool] | None:
+    """The cheapest fitting (step, GPU, owned, fits); the owned GPU even when it does not fit; None: no GPU."""
     best = None
     n, mean = _train_amount(sit, option)
     for policy in (("lora", "qlora") if option == "dpo" else ("lora",)):
         for gpu, count, owned in _candidates(sit, option, policy):
-            spec = _spec(sit, option, gpu, count, policy)
+            step = _job(sit, option, count, policy)
+            spec = _spec(sit, step, gpu)
             ok = fits(estimate_memory(spec), gpu)
             if owned and (ok or policy == "qlora" or option != "dpo"):
-                return spec, gpu, owned, ok
+                return step, gpu, owned, ok
             if not ok:
                 continue
             usd = estimate_training_compute(spec, gpu, n, mean, EPOCHS).usd or 0.0
             key = (usd, count, gpu.name)
             if best is None or key < best[0]:
-                best = (key, spec, gpu)
+                best = (key, step, gpu)
         if best is not None:
             return best[1], best[2], False, True
     return None
@@ -194,29 +222,31 @@ def _estimate_training(sit: Situation, option: OptionName) -> OptionEstimate:
         est.fits = False
         est.assumptions.append("no GPU: none owned and renting not allowed, or no catalog GPU fits")
         return est
-    spec, gpu, owned, ok = config
-    first = estimate_memory(spec)
+    step, gpu, owned, ok = config
+    first = estimate_memory(_spec(sit, step, gpu))
     est.peak_share = first.peak_bytes / gpu.memory_bytes
-    batch = largest_fitting(spec, gpu, "batch_size", MAX_MICRO_BATCH) if ok else 1
-    spec = spec.model_copy(update={"batch_size": max(batch, 1)})
+    batch = largest_fitting(_spec(sit, step, gpu), gpu, "batch_size", MAX_MICRO_BATCH) if ok else 1
+    step = _job(sit, option, step.n_gpus, step.dpo_policy, max(batch, 1))
+    spec = _spec(sit, step, gpu)
     est.memory, est.gpu, est.fits = estimate_memory(spec), gpu, ok
     n, mean = _train_amount(sit, option)
     est.compute = estimate_training_compute(spec, gpu, n, mean, EPOCHS)
     est.one_time_usd = est.compute.usd or 0.0
     est.out_of_pocket_usd = 0.0 if owned else est.one_time_usd
-    _, precision_reason = choose_precision(gpu, None)
-    est.setup = TrainingSetup(
-        gpu=gpu.name, n_gpus=spec.n_gpus, gpu_owned=owned, precision=spec.precision,
-        precision_reason=precision_reason, batch_size=spec.batch_size,
-        grad_accum=max(1, math.ceil(EFFECTIVE_BATCH / (spec.batch_size * spec.n_gpus))), seq_len=spec.seq_len,
-        epochs=EPOCHS, lora_rank=LORA_RANK, lora_alpha=LORA_ALPHA, learning_rate=LEARNING_RATE[option],
-        zero_stage=spec.zero_stage, dpo_policy=spec.dpo_policy,
+    _, precision_reason = choose_precision(step.precision, device_of(gpu, step.n_gpus))
+    prediction = TrainPrediction(
+        gpu=gpu.name, n_gpus=step.n_gpus, gpu_owned=owned, gpu_memory_bytes=gpu.memory_bytes,
+        precision=spec.precision, precision_reason=precision_reason, peak_bytes=est.memory.peak_bytes, fits=ok,
+        hours=est.compute.hours, usd=est.compute.usd, price_per_hour_usd=gpu.price_per_hour_usd, n_examples=n,
+        mean_example_tokens=mean,
     )
+    est.step = step.model_copy(update={"prediction": prediction})
     est.assumptions += [
         f"{'owned' if owned else 'rented'} {spec.n_gpus} × {gpu.name}"
         + (" (valued at its rental price)" if owned else " (the cheapest catalog configuration that fits)"),
         f"{n:,} {'pairs' if option == 'dpo' else 'examples'} × {mean:,} tokens × {EPOCHS:g} epochs "
         f"(seed 002: 2-4 epochs); micro-batch {spec.batch_size}, sequence {spec.seq_len}",
+        f"precision {spec.precision}: {precision_reason}",
     ]
     return est
 
@@ -239,6 +269,42 @@ def _estimate_inference(sit: Situation, option: OptionName, gpu: GpuSpec) -> Opt
     return est
 
 
+def _rag_step(sit: Situation) -> RagStep:
+    """The index step with its prediction: chunks from the corpus size, bytes and build time from the sizing."""
+    a = sit.answers
+    step = RagStep(docs_dir=a.corpus_path or PLACEHOLDER_DOCS, eval_questions_path=a.eval_questions_path)
+    stride = max(step.chunk_tokens - step.overlap_tokens, 1)
+    n_chunks = max(1, -(-sit.corpus_tokens // stride)) if sit.corpus_tokens else 0
+    sized = estimate_index(max(n_chunks, 1), DEFAULT_EMBEDDING_DIM, step.index_type, step.chunk_tokens)
+    prediction = RagPrediction(corpus_tokens=sit.corpus_tokens, n_chunks=n_chunks, embedding_dim=DEFAULT_EMBEDDING_DIM,
+                               index_type=sized.index_type, index_bytes=sized.total_bytes if n_chunks else 0,
+                               build_seconds=sized.build_seconds if n_chunks else 0.0)
+    return step.model_copy(update={"prediction": prediction})
+
+
+# Prompt-length step used to price one more prompt token (a finite difference of the serving estimate).
+MARGINAL_PROMPT_TOKENS = 1000
+
+
+def _prompt_step(sit: Situation, option: OptionName, est: OptionEstimate, gpu: GpuSpec) -> PromptStep:
+    """The prompting step with its prediction (prompt tokens, monthly cost and its marginal rate)."""
+    few_shot = option == "prompting_few_shot"
+    a = sit.answers
+    in_context = corpus_in_context(sit) and "knowledge" in a.goal
+    volume = a.requests_per_day
+    longer = monthly_at(sit, option, volume, gpu, est.prompt_tokens + MARGINAL_PROMPT_TOKENS).monthly_usd
+    rate = (longer - est.serving.monthly_usd) / MARGINAL_PROMPT_TOKENS if est.serving else None
+    return PromptStep(
+        model=sit.api.name if sit.api else sit.model_hf_id,
+        examples_path=(a.examples_path or PLACEHOLDER_EXAMPLES) if few_shot and sit.n_examples else None,
+        n_shots=min(FEW_SHOTS, sit.n_examples) if few_shot else 0,
+        max_prompt_tokens=est.prompt_tokens,
+        context_path=a.corpus_path if in_context else None,
+        prediction=PromptPrediction(prompt_tokens=est.prompt_tokens, monthly_usd=est.monthly_usd,
+                                    monthly_usd_per_prompt_token=rate),
+    )
+
+
 def estimate_options(sit: Situation) -> dict[OptionName, OptionEstimate]:
     """Every path's memory, set-up and running cost on this situation."""
     gpu_for_serving = serving_gpu(sit)
@@ -258,6 +324,10 @@ def estimate_options(sit: Situation) -> dict[OptionName, OptionEstimate]:
                 est.assumptions.append(f"re-embedding on every {sit.answers.freshness} change: {refresh:,.2f} USD a "
                                        "month at most (an incremental build re-embeds changed files only)")
         est.assumptions.append(f"{est.prompt_tokens:,} prompt tokens per request; {est.serving.assumptions[0]}")
+        if option == "rag":
+            est.step = _rag_step(sit)
+        elif option in ("prompting", "prompting_few_shot"):
+            est.step = _prompt_step(sit, option, est, gpu_for_serving)
     base = estimates["prompting_few_shot"]
     for est in estimates.values():
         saving = base.monthly_usd - est.monthly_usd

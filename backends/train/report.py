@@ -1,0 +1,69 @@
+"""The closing report's rows for a training step: the plan's prediction beside what the run measured.
+
+A pure comparison: the prediction was stored in the step before the run (`TrainStep.prediction`, for the
+plan's GPU) and by the run itself for the device it found (`TrainResult.predicted`); nothing is estimated here.
+"""
+
+from __future__ import annotations
+
+from advisor.core.models import TrainStep
+from advisor.core.units import fmt
+from backends.base import ReportRow, StepReport
+from backends.train.results import TrainResult
+
+__all__ = ["report_step"]
+
+
+def report_step(step: TrainStep, result: TrainResult) -> StepReport:
+    """Rows and data for one training step."""
+    plan = step.prediction
+    measured = result.fit.measured
+    memory = result.memory
+    wall = measured.wall_seconds
+    price = plan.price_per_hour_usd if plan else None
+    cost_at_plan_price = wall / 3600 * price * (plan.n_gpus if plan else 1) if price is not None else None
+    device = result.device.name
+    on_cpu = result.device.kind == "cpu"
+    memory_what = ("process memory rise on cpu (Python, data and libraries too; the estimate counts tensors)"
+                   if on_cpu else f"peak memory on {device} ({memory.quantity})")
+    plan_gpu = plan.gpu if plan else None
+    compare = [
+        ReportRow(quantity=f"peak memory, plan model on {plan_gpu or 'its GPU'}",
+                  predicted=fmt(plan.peak_bytes if plan else None, "bytes"), measured="– (runs on that GPU only)"),
+        ReportRow(quantity=memory_what, predicted=fmt(memory.predicted_bytes, "bytes"),
+                  measured=fmt(memory.measured_bytes, "bytes")),
+        ReportRow(quantity="training time", predicted=f"{fmt(plan.hours if plan else None, 'h')} on {plan_gpu}",
+                  measured=f"{fmt(wall, 's')} on {device}"),
+        ReportRow(quantity="training cost", predicted=fmt(plan.usd if plan else None, "usd"),
+                  measured=f"{fmt(cost_at_plan_price, 'usd')} (measured time at the plan GPU's price)"),
+        ReportRow(quantity="throughput", predicted="–",
+                  measured=f"{measured.tokens_per_second:,.0f} tokens/s" if measured.tokens_per_second else "–"),
+    ]
+    fit = result.fit
+    benefit = [("validation loss before training", fmt(fit.eval_loss_before)),
+               ("validation loss after training", fmt(fit.eval_loss_after)),
+               ("optimizer steps", fmt(fit.global_step))]
+    accuracy = result.task_accuracy
+    if accuracy is not None:
+        for name, scores in (("before", accuracy.base), ("after", accuracy.trained)):
+            benefit.append((f"exact match / token F1 {name} training ({accuracy.n_examples} held-out)",
+                            f"{fmt(scores.exact_match)} / {fmt(scores.token_f1)}"))
+    data = {
+        "method": step.method, "model": result.base_model, "is_demo_model": result.is_demo_model, "device": device,
+        "precision": result.precision, "precision_reason": result.precision_reason,
+        "predicted": {
+            "plan_peak_bytes": plan.peak_bytes if plan else None, "plan_gpu": plan_gpu,
+            "plan_precision": plan.precision if plan else None, "plan_hours": plan.hours if plan else None,
+            "plan_one_time_usd": plan.usd if plan else None, "run_memory_bytes": memory.predicted_bytes,
+        },
+        "measured": {
+            "memory_bytes": memory.measured_bytes, "memory_quantity": memory.quantity,
+            "measured_to_predicted": memory.measured_to_predicted, "wall_seconds": wall,
+            "tokens_per_second": measured.tokens_per_second, "n_tokens": measured.n_tokens,
+            "cost_usd_at_plan_gpu_price": cost_at_plan_price,
+        },
+        "benefit": {"eval_loss_before": fit.eval_loss_before, "eval_loss_after": fit.eval_loss_after,
+                    "steps": fit.global_step,
+                    "task_accuracy": accuracy.model_dump(mode="json") if accuracy is not None else None},
+    }
+    return StepReport(compare=compare, benefit=benefit, data=data)
