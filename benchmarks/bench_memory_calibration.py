@@ -1,6 +1,6 @@
 """Benchmark: our memory estimator against published peak-memory measurements, and against accelerate.
 
-Reads `shared/calibration/memory-published.csv` (one published run per row), turns
+Reads `shared/calibration/memory-published.csv` and `memory-published-2.csv` (one published run per row), turns
 every row the estimator can express into an `EstimateSpec`, and prints one Markdown table row per run:
 measured peak, our estimate of the same quantity, accelerate's rule of thumb, and both errors. Then the
 median absolute error of both over the same rows, and the rows held out or skipped, grouped by reason.
@@ -16,7 +16,13 @@ precision. It has no LoRA/QLoRA answer, so for those rows the baseline is its we
 (16-bit: 2 B/param; int4 = fp32 / 8 = 0.5 B/param) and the table marks it `w`. It has no sharding term: the
 figure is per model, not divided over GPUs.
 
-Run: `python benchmarks/bench_memory_calibration.py [CSV]`  (no torch; a few seconds)
+Stacks: each row is estimated with the knobs its framework's code sets (advisor/core/estimate/stacks.py for
+the four profiled stacks; litgpt and torchtune keep LoRA weights in the model's bf16, canifinetune's bench
+loop runs without autocast), and the summary reports the error by method and by stack, with the
+estimate/measured ratio (min / median / max). Published OOM runs are checked separately: each is "called" when
+the estimate does not fit the GPU the row names.
+
+Run: `python benchmarks/bench_memory_calibration.py [CSV ...]`  (default: both CSVs; no torch; a few seconds)
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from advisor.core.catalog import load_models
 from advisor.core.errors import AdvisorError
 from advisor.core.models import EstimateSpec, MemoryEstimate
 
-DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared/calibration/memory-published.csv"
+CALIBRATION = Path(__file__).resolve().parents[2] / "shared/calibration"
+DEFAULT_CSVS = [CALIBRATION / "memory-published.csv", CALIBRATION / "memory-published-2.csv"]
 GB, GIB = 1e9, 2**30
 REASON_THRESHOLD_PCT = 25  # rows whose |error| exceeds this get a likely cause from their notes
 
@@ -72,7 +79,17 @@ MODEL_MAP = {
     "phi-3-mini-4k-instruct": ("phi-3-mini", ""),
     "tiny-llama": ("tinyllama-1.1b", ""),
     "qwen2-7b-instruct": ("qwen2.5-7b", "Qwen2-7B has Qwen2.5-7B's shapes"),
+    "qwen/qwen2.5-0.5b-instruct": ("qwen2.5-0.5b", "the instruct model has its base's shapes"),
+    "qwen/qwen2.5-1.5b-instruct": ("qwen2.5-1.5b", "the instruct model has its base's shapes"),
+    "qwen/qwen2.5-3b-instruct": ("qwen2.5-3b", "the instruct model has its base's shapes"),
+    "qwen/qwen2.5-7b-instruct": ("qwen2.5-7b", "the instruct model has its base's shapes"),
+    "meta-llama/llama-3.1-8b": ("llama-3.1-8b", ""),
+    "mistralai/mistral-7b-v0.3": ("mistral-7b-v0.3", ""),
 }
+# Source kind -> the stack whose code produced the run (profiles in advisor/core/estimate/stacks.py).
+STACK_OF = {"axolotl": "axolotl", "lf-7409": "llama-factory", "ftune": "hf-trainer", "canifinetune": "canifinetune"}
+# GPU named in a row -> catalog GPU (rules/catalog/gpus.yaml), for the OOM check.
+GPU_MAP = {"a100 40gb": "a100-40gb", "a10g 24gb": "a10g-24gb", "a100 80gb": "a100-80gb", "rtx 4090": "rtx-4090"}
 UNMAPPED = {
     "phi-1.5 1.3b": "Phi-1.5 (`phi` architecture) is not a supported arch",
     "phi-2": "Phi-2 (`phi` architecture) is not a supported arch",
@@ -88,10 +105,11 @@ UNMAPPED = {
 class Case:
     """One CSV row expressed as an estimator input, with how to read its measurement."""
 
-    row: int
+    row: str  # 1-based data row, prefixed `2:` for the second CSV
     source: str
     model: str
     spec: EstimateSpec
+    stack: str
     metric: str  # alloc | resv | smi
     measured_bytes: float
     causes: list[tuple[str, str]] = field(default_factory=list)  # (sign, cause): "-" real below model
@@ -132,7 +150,8 @@ def _source_kind(source: str) -> str:
         ("lora_finetune.rst", "tt-docs"), ("qlora_finetune.rst", "tt-docs"), ("llama3.rst", "tt-docs"),
         ("torchtune issue", "tt-issue"), ("resource-tables", "lit-res"), ("finetune_lora.md", "lit-prec"),
         ("prepare_dataset", "lit-oom"), ("config_hub", "lit-hub"), ("unsloth", "unsloth"),
-        ("axolotl", "axolotl"), ("LlamaFactory", "lf-7409"),
+        ("axolotl", "axolotl"), ("LlamaFactory", "lf-7409"), ("can-i-finetune-this", "canifinetune"),
+        ("ftune", "ftune"),
     ]
     return next((kind for key, kind in kinds if key in source), "other")
 
@@ -184,6 +203,14 @@ def _targets(row: dict[str, str], arch: str, kind: str) -> tuple[list[str] | str
         notes.append("LoRA r8 on query+value (litgpt default of the time; row gives none)")
     if not text and kind == "lf-7409":
         return "all-linear", ["all-linear (trainable 0.2643% = r8 on every linear of Qwen2-7B)"]
+    if kind == "ftune":
+        if "all" in text:
+            return "all-linear", ["ftune --lora-target all_linear: q,k,v,o,gate,up,down (benchmarks/benchmark.py)"]
+        return ["q_proj", "v_proj"], ["ftune --lora-target attention is q_proj, v_proj in benchmarks/benchmark.py "
+                                      "(the CSV says q,k,v,o)"]
+    names = [t.strip() for t in text.split(",")]
+    if len(names) > 1 and all(n.endswith("_proj") for n in names):
+        return names, notes
     if "head" in text or "final output" in text:
         notes.append("LoRA on the LM head too: not expressible (adds r·(h+V) params, < 0.1 GiB)")
     if any(k in text for k in ("all linear", "mlp", "gate up down")):
@@ -228,6 +255,11 @@ def _unit_and_metric(kind: str, row: dict[str, str]) -> tuple[float, str, str]:
         return (GIB if "GiB" in notes else GB), "smi", "README VRAM claim, read as nvidia-smi"
     if kind == "lf-7409":
         return GB, "smi", "GB, nvidia-smi (user report)"
+    if kind == "canifinetune":
+        return GIB, "resv", "GiB (bytes / 1024**3), torch.cuda.max_memory_reserved (bench/memory_trace.py)"
+    if kind == "ftune":
+        return GIB, "alloc", ("GiB, torch.cuda.max_memory_allocated after reset (benchmarks/benchmark.py "
+                              "get_peak_memory_gb; the README calls it nvidia-smi)")
     raise Skip("unit/metric not known for this source")
 
 
@@ -277,8 +309,9 @@ def _optimizer(row: dict[str, str], kind: str, method: str, catalog: str) -> str
 
 
 def _lora_dropout(kind: str) -> float:
-    # torchtune recipes and LLaMA-Factory default to 0.0; litgpt, axolotl and Apr-2024 torchtune docs use 0.05.
-    return 0.0 if kind in ("tt-readme", "tt-flags", "lf-7409") else 0.05
+    # torchtune recipes, LLaMA-Factory and canifinetune's BenchConfig default to 0.0; litgpt, axolotl, ftune and
+    # Apr-2024 torchtune docs use 0.05.
+    return 0.0 if kind in ("tt-readme", "tt-flags", "lf-7409", "canifinetune") else 0.05
 
 
 def _causes(row: dict[str, str], kind: str, method: str, flags: set[str]) -> list[tuple[str, str]]:
@@ -322,6 +355,13 @@ def _causes(row: dict[str, str], kind: str, method: str, flags: set[str]) -> lis
         causes.append(("?", "precision / attention / ckpt not stated (LLaMA-Factory defaults assumed)"))
     if kind == "axolotl":
         causes.append(("?", "coarse README claim (VRAM size), weak ground truth"))
+    if kind == "ftune":
+        causes.append(("-", "fp32 adapters under bf16 autocast save 16-bit copies of their inputs; we count the "
+                            "fp32 dropout outputs (measured on CPU: ~16% fewer saved bytes without checkpointing)"))
+    if kind == "canifinetune":
+        causes.append(("+", "the bench loop keeps `outputs` (fp32 b·s·V logits) alive through backward "
+                            "(bench/runner.py; after_first_backward still holds one logits copy)"))
+        causes.append(("+", "reserved − allocated is 4-26% in their per-run JSON, above our 5%"))
     return causes
 
 
@@ -336,7 +376,7 @@ def _tt_flags(row: dict[str, str], running: set[str]) -> set[str]:
     return set(running)
 
 
-def build_case(index: int, row: dict[str, str], running_flags: set[str]) -> Case:
+def build_case(index: int | str, row: dict[str, str], running_flags: set[str]) -> Case:
     """Turn one CSV row into a Case, or raise Skip with the reason."""
     reason = _held_out(row)
     if reason:
@@ -353,7 +393,7 @@ def build_case(index: int, row: dict[str, str], running_flags: set[str]) -> Case
         "model": model, "method": method, "precision": "bf16",
         "batch_size": int(row["batch_size"]), "seq_len": _seq_len(row, kind, catalog, assumptions),
         "grad_ckpt": _grad_ckpt(row, kind, assumptions), "optimizer": _optimizer(row, kind, method, catalog),
-        "attention": "flash" if kind == "axolotl" else "sdpa",
+        "attention": "flash" if kind == "axolotl" else "eager" if kind == "ftune" else "sdpa",
         # These frameworks materialise the logits unless the row says chunked cross-entropy (torchtune's
         # chunks split the sequence, close enough to TRL's tiles for the vocabulary term).
         "loss_kernel": "chunked" if "chunked" in flags else "full",
@@ -365,7 +405,12 @@ def build_case(index: int, row: dict[str, str], running_flags: set[str]) -> Case
         assumptions += notes
         kwargs.update(lora_rank=_rank(row, kind, catalog), lora_targets=targets, lora_dropout=_lora_dropout(kind))
         if method == "qlora":
-            kwargs["double_quant"] = "double-quant" in row["quant"] or kind != "lit-res"
+            kwargs["double_quant"] = "double-quant" in row["quant"] or kind not in ("lit-res", "ftune")
+            if kind == "ftune":
+                kwargs["double_quant"] = True  # benchmarks/benchmark.py: bnb_4bit_use_double_quant=True
+    stack, knobs, notes = _stack_knobs(kind, method)
+    kwargs.update(knobs)
+    assumptions += notes
     n_gpus = _n_gpus(row)
     if n_gpus > 1:
         kwargs.update(n_gpus=n_gpus, zero_stage=3)
@@ -375,8 +420,35 @@ def build_case(index: int, row: dict[str, str], running_flags: set[str]) -> Case
             assumptions.append("FSDP CPU offload: parameters and optimizer state in CPU memory")
     spec = EstimateSpec(**kwargs)
     measured = float(row["measured_peak_gb"]) * unit
-    return Case(index, kind, row["model"], spec, metric, measured, _causes(row, kind, method, flags),
+    return Case(str(index), kind, row["model"], spec, stack, metric, measured, _causes(row, kind, method, flags),
                 assumptions, weak=kind in ("axolotl", "lf-7409"))
+
+
+def _stack_knobs(kind: str, method: str) -> tuple[str, dict, list[str]]:
+    """The stack that produced a row, and the knobs its code sets (only what the framework's code shows)."""
+    if kind.startswith("lit-"):
+        # litgpt builds the model under fabric's bf16-true precision: the LoRA weights are bf16 too.
+        return "litgpt", {"adapter_dtype": "bf16"}, ["LoRA weights bf16 (litgpt bf16-true precision)"]
+    if kind.startswith("tt-"):
+        # torchtune sets the default dtype to bf16 while it builds the model, LoRA layers included.
+        return "torchtune", {"adapter_dtype": "bf16"}, ["LoRA weights bf16 (torchtune set_default_dtype)"]
+    if kind == "canifinetune":
+        # bench/runner.py: a plain loop, no autocast; QLoRA through prepare_model_for_kbit_training, so every
+        # non-4-bit weight and every activation is fp32 (Linear4bit returns its fp32 input's dtype), which is
+        # what precision fp32 counts; LoRA on a pure bf16 base. PEFT's fp32 adapters, transformers' full logits.
+        knobs = {"adapter_dtype": "fp32"}
+        if method == "qlora":
+            return "canifinetune", {**knobs, "precision": "fp32"}, [
+                "canifinetune bench loop: no autocast, k-bit prep, so fp32 activations (precision fp32)"]
+        return "canifinetune", knobs, ["canifinetune bench loop: pure bf16 base, no autocast"]
+    name = STACK_OF.get(kind)
+    if name is None:
+        return "other", {}, []
+    from advisor.core.estimate.stacks import resolve_knobs
+
+    values, _ = resolve_knobs(name, method, method, {})
+    keep = {k: values[k] for k in ("stack", "adapter_dtype", "kbit_prep") if values.get(k) is not None}
+    return name, keep, [f"{name} profile: adapters {keep.get('adapter_dtype')}, k-bit prep {keep.get('kbit_prep')}"]
 
 
 # --- estimating and reporting ----------------------------------------------------------------------------
@@ -399,10 +471,11 @@ def accelerate_rule_of_thumb(spec: EstimateSpec, n_params: int) -> tuple[float, 
     return n_params * ACCEL_WEIGHT_BYTES_PER_PARAM[key], True
 
 
-def run(rows: list[dict[str, str]]) -> tuple[list[Result], list[tuple[int, Skip]]]:
+def run(rows: list[dict[str, str]], tag: str = "") -> tuple[list[Result], list[tuple[str, Skip]]]:
     results, skipped = [], []
     running_flags: set[str] = set()
-    for index, row in enumerate(rows, start=1):
+    for number, row in enumerate(rows, start=1):
+        index = f"{tag}{number}"
         try:
             case = build_case(index, row, running_flags)
         except Skip as skip:
@@ -467,7 +540,14 @@ def _median_abs(values: list[float]) -> float:
     return statistics.median(abs(v) for v in values) if values else float("nan")
 
 
-def print_summary(results: list[Result], skipped: list[tuple[int, Skip]]) -> None:
+def _ratios(group: list[Result]) -> str:
+    values = [r.ours_bytes / r.case.measured_bytes for r in group]
+    if not values:
+        return "-"
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def print_summary(results: list[Result]) -> None:
     print()
     print("## Summary")
     print()
@@ -479,16 +559,27 @@ def print_summary(results: list[Result], skipped: list[tuple[int, Skip]]) -> Non
         "LoRA": [r for r in results if r.case.spec.method == "lora"],
         "QLoRA": [r for r in results if r.case.spec.method == "qlora"],
     }
-    print("| rows | n | ours: median abs err % | ours: median signed err % | accelerate: median abs err % |")
-    print("|---|---|---|---|---|")
+    for stack in sorted({r.case.stack for r in results}):
+        groups[f"stack: {stack}"] = [r for r in results if r.case.stack == stack]
+    for stack in sorted({r.case.stack for r in results}):
+        for method in ("full", "lora", "qlora"):
+            group = [r for r in results if r.case.stack == stack and r.case.spec.method == method]
+            if group and len(group) != len(groups[f"stack: {stack}"]):
+                groups[f"stack: {stack}, {method}"] = group
+    print("| rows | n | ours: median abs err % | ours: median signed err % | ours/measured min / median / max "
+          "| accelerate: median abs err % |")
+    print("|---|---|---|---|---|---|")
     for name, group in groups.items():
         signed = statistics.median(r.ours_err for r in group) if group else float("nan")
         print(f"| {name} | {len(group)} | {_median_abs([r.ours_err for r in group]):.1f} | {signed:+.1f} "
-              f"| {_median_abs([r.accel_err for r in group]):.1f} |")
+              f"| {_ratios(group)} | {_median_abs([r.accel_err for r in group]):.1f} |")
     print()
     print("accelerate has no LoRA/QLoRA training figure: those rows (marked `w`) use its weights-only size.")
+
+
+def print_skipped(name: str, results: list[Result], skipped: list[tuple[str, Skip]]) -> None:
     print()
-    print(f"## Skipped: {len(skipped)} of {len(results) + len(skipped)} rows")
+    print(f"## Skipped in `{name}`: {len(skipped)} of {len(results) + len(skipped)} rows")
     print()
     by_group: dict[str, list[tuple[int, Skip]]] = {}
     for index, skip in skipped:
@@ -512,18 +603,60 @@ def print_assumptions(results: list[Result]) -> None:
         print(f"- {note}: rows {', '.join(map(str, rows))}")
 
 
+def oom_checks(rows: list[dict[str, str]], tag: str) -> list[tuple[str, str, str]]:
+    """Each published OOM run: (row, what ran, advisor's verdict on the GPU the row names)."""
+    from advisor.core.catalog import load_gpus
+    from advisor.core.estimate.fit import fits
+
+    checks = []
+    for number, row in enumerate(rows, start=1):
+        if row["measured_peak_gb"].strip().upper() != "OOM":
+            continue
+        label = f"{row['model']} {row['method']} b{row['batch_size']} × {row['seq_len']} on {row['gpus'] or '?'}"
+        gpu_key = next((key for key in GPU_MAP if key in row["gpus"].lower()), None)
+        try:
+            case = build_case(f"{tag}{number}", {**row, "measured_peak_gb": "1"}, set())
+        except (Skip, AdvisorError, AttributeError, ValueError, StopIteration) as exc:  # a row parse fails
+            reason = getattr(exc, "detail", "") or str(exc) or type(exc).__name__
+            checks.append((f"{tag}{number}", label, f"not expressible ({reason})"))
+            continue
+        if gpu_key is None:
+            checks.append((f"{tag}{number}", label, "no GPU named"))
+            continue
+        gpu = load_gpus()[GPU_MAP[gpu_key]]
+        est = _estimate(case.spec)
+        verdict = "called (does not fit)" if not fits(est, gpu) else "missed (estimate fits)"
+        checks.append((f"{tag}{number}", label, f"{verdict}: estimate {est.peak_bytes / GIB:.1f} GiB on "
+                                               f"{gpu.name} ({gpu.memory_bytes / GIB:.0f} GiB)"))
+    return checks
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV, help="memory-published.csv")
+    parser.add_argument("csv", nargs="*", type=Path, default=DEFAULT_CSVS, help="calibration CSVs")
     args = parser.parse_args(argv)
-    with args.csv.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    results, skipped = run(rows)
-    print(f"Published peaks: `{args.csv.name}`, {len(rows)} rows (row = 1-based data row, header excluded)")
+    every, skips, ooms = [], [], []
+    for number, path in enumerate(args.csv, start=1):
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        tag = f"{number}:" if len(args.csv) > 1 else ""
+        results, skipped = run(rows, tag)
+        every += results
+        skips.append((path.name, results, skipped))
+        ooms += oom_checks(rows, tag)
+        print(f"Published peaks: `{path.name}`, {len(rows)} rows (row = {tag or ''}1-based data row, header excluded)")
+        print()
+        print_table(results)
+        print()
+    print_summary(every)
     print()
-    print_table(results)
-    print_summary(results, skipped)
-    print_assumptions(results)
+    print(f"## Published OOM runs: {sum(v.startswith('called') for _, _, v in ooms)} of {len(ooms)} called")
+    print()
+    for row, label, verdict in ooms:
+        print(f"- row {row}: {label}: {verdict}")
+    for name, results, skipped in skips:
+        print_skipped(name, results, skipped)
+    print_assumptions(every)
     return 0
 
 

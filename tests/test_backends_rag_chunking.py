@@ -75,3 +75,42 @@ def test_real_tokenizer_chunks_stay_under_the_model_max() -> None:
     tokenizer = embedder._model.tokenizer
     for chunk in chunks:
         assert len(tokenizer(chunk.text)["input_ids"]) <= embedder._model.max_seq_length  # special tokens included
+
+
+def _awkward_text() -> str:
+    import random
+
+    rng = random.Random(0)
+    pieces = ["Alpha", "beta.", "gamma,", "delta!", "\n", "\n\n", "eps", "x" * 30, "...", "a;b", "  ", "\t"]
+    return "".join(rng.choice(pieces) + rng.choice([" ", "", "  ", "\n"]) for _ in range(6000))
+
+
+@pytest.mark.parametrize(("window", "drop"), [(257, 50), (1000, 1), (4096, 300)])
+def test_windowed_tokenizing_chunks_exactly_as_whole_text_tokenizing(monkeypatch: pytest.MonkeyPatch, window: int,
+                                                                     drop: int) -> None:
+    """Bounded memory changes nothing: small windows and early dropping give the same chunks and locators.
+
+    (Words longer than a window may tokenize differently at its cut; 64 Ki characters in practice.)"""
+    import backends.rag.chunking as chunking
+
+    text, tokens = _awkward_text(), FakeEmbedder().token_spans
+    monkeypatch.setattr(chunking, "WINDOW_CHARS", 1 << 30)
+    monkeypatch.setattr(chunking, "DROP_TOKENS", 1 << 30)
+    whole = chunk_document(Document("a.txt", text), tokens, 40, 8, 64)
+    monkeypatch.setattr(chunking, "WINDOW_CHARS", window)
+    monkeypatch.setattr(chunking, "DROP_TOKENS", drop)
+    assert chunk_document(Document("a.txt", text), tokens, 40, 8, 64) == whole
+    lines = text.count("\n", 0, whole[-1].char_start) + 1
+    assert whole[-1].locator.startswith(f"line {lines}") or whole[-1].locator.startswith(f"lines {lines}–")
+
+
+def test_a_streamed_file_chunks_as_its_text_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends.rag.loaders import open_document
+
+    monkeypatch.setattr("backends.rag.chunking.WINDOW_CHARS", 300)
+    monkeypatch.setattr("backends.rag.loaders.READ_BLOCK_BYTES", 97)
+    text = _awkward_text()
+    (tmp_path / "a.txt").write_text(text)
+    tokens = FakeEmbedder().token_spans
+    streamed = chunk_document(open_document(tmp_path / "a.txt", "a.txt"), tokens, 40, 8, 64)
+    assert streamed == chunk_document(Document("a.txt", text), tokens, 40, 8, 64)

@@ -98,3 +98,54 @@ def test_list_files_recurses_and_skips_hidden_unsupported_and_excluded(tmp_path:
     assert names == sorted(names)
     assert set(names) == {"guide.html", "handbook.md", "manual.pdf", "notes/faq.txt", "recipes.jsonl", "tickets.csv"}
     assert [p.name for p in unsupported] == ["photo.png"]
+
+
+# Plain text is streamed block by block (bounded memory); it must read exactly as the whole-file loader does.
+AWKWARD = "\ufeffline one\r\nline two — ünïcödé €\r\n\r\nlast\rline\r\n".encode()
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 5, 7, 1 << 20])
+def test_streamed_text_reads_as_the_whole_file_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    block_bytes: int) -> None:
+    from backends.rag.loaders import TextFile, open_document
+
+    monkeypatch.setattr("backends.rag.loaders.READ_BLOCK_BYTES", block_bytes)  # cuts CRLF, BOM and characters
+    path = tmp_path / "a.txt"
+    path.write_bytes(AWKWARD)
+    doc = open_document(path, "a.txt")
+    assert isinstance(doc, TextFile)
+    assert "".join(doc.iter_text()) == extract_text(path, "a.txt").text
+
+
+@pytest.mark.parametrize("block_bytes", [3, 1 << 20])
+def test_a_bad_byte_in_streamed_text_says_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                block_bytes: int) -> None:
+    from backends.rag.loaders import open_document
+
+    monkeypatch.setattr("backends.rag.loaders.READ_BLOCK_BYTES", block_bytes)
+    path = tmp_path / "a.md"
+    path.write_bytes("héllo wörld ".encode() + b"\xff rest")
+    with pytest.raises(UnreadableFileError, match="bad byte at offset 14"):
+        list(open_document(path, "a.md").iter_text())
+
+
+def test_other_formats_are_loaded_whole_and_lone_surrogates_are_replaced(tmp_path: Path) -> None:
+    from backends.rag.loaders import Document, open_document
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "broken \\ud800 escape"}\n')
+    doc = open_document(path, "a.jsonl")
+    assert isinstance(doc, Document) and doc.text == "broken \ufffd escape"  # one for one: offsets still hold
+    doc.text.encode("utf-8")  # storable
+
+
+def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends.rag.loaders import open_document
+
+    monkeypatch.setattr("backends.rag.loaders.MAX_FILE_BYTES", {"streamed": 3 << 20, "parsed": 1 << 20})
+    (tmp_path / "big.txt").write_bytes(b"x" * (4 << 20))
+    (tmp_path / "big.csv").write_bytes(b"text\n" + b"y" * (1 << 20))
+    with pytest.raises(UnreadableFileError, match=r"4 MiB is over the 3 MiB limit for a \.txt file; split it"):
+        open_document(tmp_path / "big.txt", "big.txt")
+    with pytest.raises(UnreadableFileError, match=r"limit for a \.csv file; split it .*convert it to \.txt"):
+        open_document(tmp_path / "big.csv", "big.csv")

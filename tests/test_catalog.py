@@ -141,6 +141,19 @@ def test_folder_without_config_is_an_input_error(tmp_path: Path) -> None:
         catalog.resolve_model(str(tmp_path))
 
 
+def test_config_fields_are_type_and_range_checked_all_at_once() -> None:
+    bad = {**LLAMA_CONFIG, "hidden_size": "4096", "num_attention_heads": 0, "num_hidden_layers": 1e9,
+           "attention_bias": "no"}
+    with pytest.raises(InvalidInputError) as exc:
+        catalog.model_spec_from_hf_config(bad, "x", "x/config.json")
+    assert [p.split(": ")[1].split(" ")[0] for p in exc.value.problems] == [
+        "`hidden_size`", "`num_hidden_layers`", "`num_attention_heads`", "`attention_bias`"]
+    with pytest.raises(InvalidInputError, match="must hold a JSON object"):
+        catalog.model_spec_from_hf_config([LLAMA_CONFIG], "x", "x/config.json")  # type: ignore[arg-type]
+    integral = catalog.model_spec_from_hf_config({**LLAMA_CONFIG, "num_hidden_layers": 32.0}, "x", "x/config.json")
+    assert integral.n_layers == 32 and isinstance(integral.n_layers, int)
+
+
 def test_unsupported_model_type_lists_supported_ones() -> None:
     with pytest.raises(AdvisorError) as exc:
         catalog.model_spec_from_hf_config({**LLAMA_CONFIG, "model_type": "gpt2"}, "x", "x/config.json")

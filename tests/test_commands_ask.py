@@ -57,7 +57,6 @@ def fake_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN
     """Run the command as if on a terminal whose keys are the ones passed in; cwd is tmp_path."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(ask_module, "_interactive", lambda: True)
-    monkeypatch.setattr(ask_module, "_run_available", lambda: False)
 
     def play(keys: Iterator[str], *args: str):  # noqa: ANN202
         monkeypatch.setattr(ask_module, "_terminal", lambda: contextlib.nullcontext(keys))
@@ -79,7 +78,7 @@ def test_without_a_terminal_it_fails_at_once_with_a_hint() -> None:
 
 
 def test_a_session_writes_answers_shows_the_report_and_the_plan(fake_terminal, tmp_path: Path) -> None:  # noqa: ANN001
-    result = fake_terminal(keys_of(*STYLE_ONLY, "y"))
+    result = fake_terminal(keys_of(*STYLE_ONLY, "y", ""))
     assert result.exit_code == 0, result.output
     assert "must be 0 or more (got -5)" in result.stderr
     answers = Answers.model_validate(yaml.safe_load((tmp_path / "answers.yaml").read_text()))
@@ -87,13 +86,12 @@ def test_a_session_writes_answers_shows_the_report_and_the_plan(fake_terminal, t
     assert answers.gpu is None and answers.task == "invoices to JSON"
     assert "Recommendation:" in result.stdout
     assert (tmp_path / "plan.yaml").is_file() and "written to plan.yaml" in result.stderr
-    assert "next: advisor run answers.yaml" in result.stderr
+    assert "run it later with: advisor run answers.yaml" in result.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_the_run_is_offered_and_started_once_it_exists(fake_terminal, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     started = []
-    monkeypatch.setattr(ask_module, "_run_available", lambda: True)
     monkeypatch.setattr(ask_module, "_run", started.append)
     result = fake_terminal(keys_of(*STYLE_ONLY, "", "y"), "-o", "mine.yaml")  # no plan; run: yes
     assert result.exit_code == 0, result.output
@@ -150,7 +148,7 @@ def test_data_paths_become_absolute_when_the_file_goes_elsewhere(fake_terminal, 
     (tmp_path / "kb" / "a.md").write_text("# A\nfacts\n")
     (tmp_path / "out").mkdir()
     knowledge = (["space", "enter"], "", "", "", "", "kb", "", "", "", "", "", "", "", "", "", "", "", "", "")
-    result = fake_terminal(keys_of(*knowledge, ""), "-o", "out/answers.yaml")
+    result = fake_terminal(keys_of(*knowledge, "", ""), "-o", "out/answers.yaml")
     assert result.exit_code == 0, result.output
     written = yaml.safe_load((tmp_path / "out" / "answers.yaml").read_text())
     assert written["corpus_path"] == str(tmp_path / "kb")
@@ -374,7 +372,6 @@ from advisor.app.cli import _register, app
 _register()
 from advisor.app.commands import ask
 ask._interactive = lambda: True
-ask._run_available = lambda: False
 keys = itertools.chain(["space", "enter"], itertools.repeat("enter"))
 ask._terminal = lambda: contextlib.nullcontext(keys)
 result = CliRunner().invoke(app, ["ask", "-o", sys.argv[1]])

@@ -124,6 +124,10 @@ def test_yaml_syntax_error_names_file_rule_and_position(tmp_path: Path) -> None:
         ("data.is_clean and share", "expected bool"),
         ("name == 'x' and (", "not a valid expression"),
         ("[x for x in [1]]", "is not allowed"),
+        # would raise at evaluation (ZeroDivisionError, RecursionError): refused at load instead
+        ("share / data.n_examples > 1", "divides by `data.n_examples`, which can be 0"),
+        ("data.n_examples % 2 == 0", "is not allowed"),
+        ("1" + " + 1" * 100 + " > 0", "levels deep, over the limit of 32"),
     ],
 )
 def test_unsafe_or_ill_typed_expressions_are_load_errors(tmp_path: Path, when: str, fragment: str) -> None:

@@ -305,3 +305,88 @@ def test_qlora_saved_activations_match_bitsandbytes(tmp_path, ckpt, dropout):
                         batch_size=2, seq_len=64, grad_ckpt=ckpt, device="cpu", loss_kernel="full")
     estimated = saved_activation_bytes(spec).total
     assert abs(estimated - (measured + held)) / (measured + held) <= SAVED_TOLERANCE
+
+
+# --- stack knobs: k-bit prep, adapter dtype, packing (issue 15) ---------------------------------------------
+
+
+def _qlora_bf16(tmp_path, prep: bool, ckpt: bool, dropout: float):
+    """A tiny 4-bit Llama as the HF Trainer + PEFT QLoRA recipe builds it (with or without k-bit prep)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    pytest.importorskip("bitsandbytes")
+    model, mspec = _tiny("llama", "bf16")
+    model.save_pretrained(tmp_path)
+    bnb = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, quantization_config=bnb, dtype=torch.bfloat16)
+    model.train()
+    if prep:
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=ckpt,
+                                                     gradient_checkpointing_kwargs={"use_reentrant": True})
+    model = peft.get_peft_model(model, peft.LoraConfig(r=8, target_modules="all-linear", lora_dropout=dropout))
+    if ckpt and not prep:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+        model.enable_input_require_grads()
+    return model, mspec
+
+
+def _saved_under_autocast(model, batch: int, seq: int) -> int:
+    """Saved storages of one forward under bf16 autocast (what the Trainer runs with bf16=True)."""
+    import torch
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return _measure_saved(model, batch, seq)
+
+
+@pytest.mark.parametrize("ckpt,dropout", [(False, 0.05), (True, 0.05), (False, 0.0)])
+def test_kbit_prep_term_matches_prepare_model_for_kbit_training(tmp_path, ckpt, dropout):
+    """What prepare_model_for_kbit_training adds (fp32 upcast, fp32 residual and MLP activations, the LM head's
+    16-bit autocast copy) equals the measured difference, byte for byte, in saved tensors and in weights."""
+    plain, mspec = _qlora_bf16(tmp_path / "plain", False, ckpt, dropout)
+    prepped, _ = _qlora_bf16(tmp_path / "prep", True, ckpt, dropout)
+    measured = _saved_under_autocast(prepped, 2, 64) - _saved_under_autocast(plain, 2, 64)
+
+    def frozen_bytes(model) -> int:
+        return sum(p.untyped_storage().nbytes() for p in model.parameters() if not p.requires_grad)
+
+    def spec(prep: bool) -> EstimateSpec:
+        return EstimateSpec(model=mspec, method="qlora", precision="bf16", lora_rank=8, lora_dropout=dropout,
+                            batch_size=2, seq_len=64, grad_ckpt=ckpt, device="cpu", loss_kernel="full",
+                            adapter_dtype="fp32", kbit_prep=prep)
+
+    estimated = saved_activation_bytes(spec(True)).total - saved_activation_bytes(spec(False)).total
+    assert measured > 0
+    assert estimated == measured
+    est = estimate_memory(spec(True))
+    weights_delta = frozen_bytes(prepped) - frozen_bytes(plain)
+    recompute = saved_activation_bytes(spec(True)).per_block - saved_activation_bytes(spec(False)).per_block
+    assert est.kbit_prep_bytes == weights_delta + measured + (recompute if ckpt else 0)
+
+
+def test_kbit_prep_is_a_breakdown_entry_and_changes_nothing_else():
+    base = dict(method="qlora", batch_size=2, seq_len=2048)
+    plain, prepped = estimate_memory(_spec(**base)), estimate_memory(_spec(**base, kbit_prep=True))
+    assert plain.kbit_prep_bytes == 0 and prepped.kbit_prep_bytes > 0
+    # The split keeps the other rows as they were: the upcast is its own row, not hidden in weights.
+    assert (prepped.weights_bytes, prepped.activations_bytes) == (plain.weights_bytes, plain.activations_bytes)
+    assert prepped.peak_allocated_bytes > plain.peak_allocated_bytes
+    assert any("prepare_model_for_kbit_training" in a for a in prepped.assumptions)
+    # Only QLoRA over a 16-bit compute dtype is affected.
+    assert estimate_memory(_spec(method="lora", kbit_prep=True)) == estimate_memory(_spec(method="lora"))
+
+
+@pytest.mark.parametrize("method,dtype,changes", [("lora", "fp32", False), ("lora", "bf16", True),
+                                                  ("qlora", "bf16", False), ("qlora", "fp32", True)])
+def test_adapter_dtype_default_is_trls_and_can_be_set(method, dtype, changes):
+    default, set_ = estimate_memory(_spec(method=method)), estimate_memory(_spec(method=method, adapter_dtype=dtype))
+    assert (default.peak_allocated_bytes != set_.peak_allocated_bytes) is changes
+    bytes_per = 4 if dtype == "fp32" else 2
+    assert set_.gradients_bytes == set_.n_trainable_params * bytes_per
+
+
+def test_packing_is_stated():
+    est = estimate_memory(_spec(method="lora", packing=True))
+    assert est.peak_bytes == estimate_memory(_spec(method="lora")).peak_bytes
+    assert any("packed" in a for a in est.assumptions)

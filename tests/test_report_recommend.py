@@ -30,8 +30,9 @@ def _rec(scenario: str):  # noqa: ANN202
 
 def _check_golden(name: str, text: str, update: bool) -> None:
     path = GOLDEN / name
-    if update or not path.exists():
+    if update:
         path.write_text(text)
+    assert path.is_file(), f"golden file {name} is missing; create it with --update-golden and review it"
     assert text == path.read_text(), f"{name} changed; review and rerun with --update-golden"
 
 

@@ -35,20 +35,20 @@ def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
     path = Path(path)
     folder = path.parent
     if path.is_dir():
-        raise AdvisorError(f"`{path}` is a folder; {option} needs a file path",
+        raise AdvisorError(f"`{path}` is a folder; `{option}` needs a file path",
                            f"give a file inside it: `{option} {path / 'NAME'}`")
     if path.exists() and not path.is_file():
-        raise AdvisorError(f"`{path}` is not a regular file (a device, pipe or socket)", f"give {option} a file path")
+        raise AdvisorError(f"`{path}` is not a regular file (a device, pipe or socket)", f"give `{option}` a file path")
     if not folder.exists():
-        raise AdvisorError(f"folder `{folder}` does not exist", f"create it (`mkdir -p {folder}`), or give {option} "
+        raise AdvisorError(f"folder `{folder}` does not exist", f"create it (`mkdir -p {folder}`), or give `{option}` "
                            "a path in an existing folder")
     if not folder.is_dir():
         raise AdvisorError(f"`{folder}` is a file, not a folder, so `{path}` cannot be written",
-                           f"give {option} a path in a folder")
+                           f"give `{option}` a path in a folder")
     if path.exists() and not os.access(path, os.W_OK):
-        raise AdvisorError(f"`{path}` is read-only", f"give {option} another path, or make it writable")
+        raise AdvisorError(f"`{path}` is read-only", f"give `{option}` another path, or make it writable")
     if not _writable_dir(folder):
-        raise AdvisorError(f"folder `{folder}` is not writable", f"give {option} a path in a folder you can write")
+        raise AdvisorError(f"folder `{folder}` is not writable", f"give `{option}` a path in a folder you can write")
     return path
 
 
@@ -60,16 +60,16 @@ def check_output_dir(path: str | os.PathLike[str], option: str) -> Path:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise AdvisorError(f"`{path}` is a file; {option} needs a folder", f"give {option} a folder path")
+        raise AdvisorError(f"`{path}` is a file; `{option}` needs a folder", f"give `{option}` a folder path")
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise AdvisorError(f"`{existing}` is a file, not a folder, so `{path}` cannot be created",
-                           f"give {option} a folder path")
+                           f"give `{option}` a folder path")
     if not _writable_dir(existing):
         where = "folder" if existing == path else "parent folder"
-        raise AdvisorError(f"{where} `{existing}` is not writable", f"give {option} a folder you can write")
+        raise AdvisorError(f"{where} `{existing}` is not writable", f"give `{option}` a folder you can write")
     return path
 
 

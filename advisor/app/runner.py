@@ -28,8 +28,8 @@ from advisor import __version__
 from advisor.core.errors import AdvisorError, RunFailedError
 from advisor.core.fileio import write_text_atomic
 from advisor.core.models import Answers, Model, Recommendation
-from advisor.core.planning import Plan, absolute_plan, load_plan, save_plan
 from advisor.core.paths import path_roles
+from advisor.core.planning import Plan, absolute_plan, load_plan, predict_missing, save_plan
 
 __all__ = [
     "RunInput",
@@ -144,7 +144,8 @@ def prepare(path: str | Path, *, demo: bool = False) -> RunInput:
     data = load_yaml_file(path, "answers or plan file")
     base_dir = path.parent.resolve()
     if isinstance(data, dict) and "steps" in data:
-        inp = RunInput(source=path, plan=load_plan(path), base_dir=base_dir)
+        plan, _ = predict_missing(load_plan(path))  # made once, before the run; the report only compares
+        inp = RunInput(source=path, plan=plan, base_dir=base_dir)
     else:
         from advisor.core.planning import build_plan
         from advisor.core.recommend import load_answers, recommend

@@ -330,7 +330,8 @@ def _check_when(when: str, facts: Mapping[str, FactDef]) -> list[str]:
     try:
         tree = ast.parse(when, mode="eval")
     except SyntaxError as exc:
-        return [f"`when` is not a valid expression ({exc.msg} at column {exc.offset})"]
+        at = f" at column {exc.offset}" if exc.offset else ""
+        return [f"`when` is not a valid expression ({exc.msg}{at})"]
     except (ValueError, RecursionError, MemoryError):  # NUL characters; nesting the parser itself cannot take
         return ["`when` cannot be parsed (nested too deeply, or it holds a NUL character)"]
     depth = _depth(tree)
@@ -440,8 +441,13 @@ def _raw_problems(raw: Any, where: str, targets: Sequence[str]) -> list[str]:
                 problems.append(f"{where}: `score` for `{target}` must be a number")
             elif not -MAX_SCORE_DELTA <= delta <= MAX_SCORE_DELTA:  # also false for NaN
                 problems.append(f"{where}: `score` for `{target}` must be a finite number from "
-                                f"{-MAX_SCORE_DELTA:g} to {MAX_SCORE_DELTA:g} (got {delta:.6g})")
+                                f"{-MAX_SCORE_DELTA:g} to {MAX_SCORE_DELTA:g} (got {_shown(delta)})")
     return problems + _shape_problems(raw, where)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:23] + "…"
 
 
 def _shape_problems(raw: dict[str, Any], where: str) -> list[str]:
@@ -506,7 +512,10 @@ def _collect(directory: Path, facts: Mapping[str, FactDef], targets: Sequence[st
             elif rule_id:
                 first_seen[rule_id] = path.name
             problems += raw_problems
-            if raw_problems:
+            if raw_problems:  # still report what is wrong with `when`: all problems at once
+                when = raw.get("when") if isinstance(raw, dict) and not raw.get("each") else None
+                if isinstance(when, str) and when.strip():
+                    problems += [f"{where}: {p}" for p in dict.fromkeys(_check_when(when, facts))]
                 continue
             for rule in _expand(raw, path.name):
                 suffix = f" (each: {rule.target})" if rule.target else ""
@@ -562,8 +571,18 @@ def evaluate(ruleset: RuleSet, values: Mapping[str, Any], skip: Iterable[str] = 
     from advisor.core.errors import UnknownNameError
 
     skip = set(skip)
-    for rule_id in sorted(skip - ruleset.ids):
-        raise UnknownNameError("rule", rule_id, sorted(ruleset.ids), "advisor rules check")
+    unknown = sorted(skip - ruleset.ids)
+    if len(unknown) == 1:
+        raise UnknownNameError("rule", unknown[0], sorted(ruleset.ids), "advisor rules check")
+    if unknown:  # every unknown id at once, each with its near matches
+        from advisor.core.errors import InvalidInputError
+
+        problems = []
+        for rule_id in unknown:
+            near = UnknownNameError("rule", rule_id, sorted(ruleset.ids)).suggestions
+            problems.append(f"--skip-rule: unknown rule `{rule_id}`"
+                            + (f" (did you mean {', '.join(f'`{n}`' for n in near)}?)" if near else ""))
+        raise InvalidInputError(problems, hint="`advisor rules check` lists every rule id")
     evaluator = EvalWithCompoundTypes(names=_nested(values), functions={})
     fired = []
     for rule in ruleset.rules:

@@ -51,6 +51,9 @@ def measure_jsonl(path: str | Path, field: str, require: tuple[str, ...] = ()) -
         InvalidInputError: The file does not exist or cannot be read.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError([f"{field}: `{path}` is a folder, not a JSON Lines file"],
+                                hint="give the .jsonl file inside it")
     if not path.is_file():
         raise InvalidInputError([f"{field}: `{path}` does not exist"], hint="fix the path or remove the field")
     n, chars, bad = 0, 0, 0
@@ -86,8 +89,10 @@ def measure_corpus(path: str | Path) -> tuple[int, int, int]:
         InvalidInputError: The folder does not exist.
     """
     root = Path(path)
+    if not root.exists():
+        raise InvalidInputError([f"corpus_path: `{root}` does not exist"], hint="give the folder of documents")
     if not root.is_dir():
-        raise InvalidInputError([f"corpus_path: `{root}` is not a folder"], hint="give the folder of documents")
+        raise InvalidInputError([f"corpus_path: `{root}` is a file, not a folder"], hint="give the folder of documents")
     n_docs, chars, unsized = 0, 0, 0
     for file in sorted(root.rglob("*")):
         if not file.is_file() or any(part.startswith(".") for part in file.relative_to(root).parts):

@@ -17,11 +17,24 @@ from advisor.core.yamlio import load_yaml_file
 if TYPE_CHECKING:
     from advisor.core.models import Answers, Recommendation
 
-__all__ = ["Plan", "PlanStep", "STEP_ORDER", "absolute_plan", "build_plan", "load_plan", "save_plan"]
+__all__ = [
+    "DEFAULT_EMBEDDING_DIM",
+    "Plan",
+    "PlanStep",
+    "STEP_ORDER",
+    "absolute_plan",
+    "build_plan",
+    "load_plan",
+    "predict_index",
+    "predict_missing",
+    "save_plan",
+]
 
 # Steps run in this order: supervised training, preference training on top, the index, then prompting.
 STEP_ORDER = ("full", "lora", "qlora", "dpo", "rag", "prompting_few_shot", "prompting")
 ADAPTER_METHODS = ("lora", "qlora")  # SFT steps whose adapter a later DPO step starts from
+# Vector width of the default embedding model (all-MiniLM-L6-v2: 384), for the index-size prediction.
+DEFAULT_EMBEDDING_DIM = 384
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -85,3 +98,37 @@ def build_plan(rec: Recommendation, answers: Answers) -> Plan:
             adapter = step.method
         steps.append(step)
     return Plan(name=slug(answers.task), rules_version=rec.rules_version, steps=steps)
+
+
+def predict_index(step, corpus_tokens: int):
+    """The index step's prediction from the corpus size: chunks at its chunk size and overlap, then the sizing."""
+    from advisor.core.estimate.index import estimate_index
+    from advisor.core.models import RagPrediction
+
+    stride = max(step.chunk_tokens - step.overlap_tokens, 1)
+    n_chunks = -(-corpus_tokens // stride) if corpus_tokens > 0 else 0
+    sized = estimate_index(max(n_chunks, 1), DEFAULT_EMBEDDING_DIM, step.index_type, step.chunk_tokens)
+    return RagPrediction(corpus_tokens=corpus_tokens, n_chunks=n_chunks, embedding_dim=DEFAULT_EMBEDDING_DIM,
+                         index_type=sized.index_type, index_bytes=sized.total_bytes if n_chunks else 0,
+                         build_seconds=sized.build_seconds if n_chunks else 0.0)
+
+
+def predict_missing(plan: Plan) -> tuple[Plan, list[str]]:
+    """A hand-written plan's steps with the predictions that can be made without a recommendation, made now.
+
+    An index is predicted from its documents folder, measured here. A training step's memory, time and cost
+    need the GPU it was planned for, which a hand-written plan does not name: its backend predicts it for the
+    device it runs on, and the report says so. Returns the plan and one note per step left unpredicted.
+    """
+    from advisor.core.measure import measure_corpus
+    from advisor.core.models import RagStep
+
+    steps, notes = [], []
+    for i, step in enumerate(plan.steps, start=1):
+        if step.prediction is None and isinstance(step, RagStep) and Path(step.docs_dir).is_dir():
+            _, tokens, _ = measure_corpus(step.docs_dir)
+            step = step.model_copy(update={"prediction": predict_index(step, tokens)})
+        elif step.prediction is None:
+            notes.append(f"step {i}: no prediction before the run (a plan written by hand names no GPU)")
+        steps.append(step)
+    return plan.model_copy(update={"steps": steps}), notes

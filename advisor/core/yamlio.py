@@ -77,8 +77,11 @@ def read_text_file(path: str | os.PathLike[str], what: str, max_bytes: int = MAX
     except OSError as exc:
         raise AdvisorError(f"cannot read {what} `{path}`: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
-        raise AdvisorError(f"{what} `{path}` is larger than {max_bytes // 1024**2} MiB",
+        limit = f"{max_bytes // 1024**2} MiB" if max_bytes >= 1024**2 else f"{max_bytes:,} bytes"
+        raise AdvisorError(f"{what} `{path}` is larger than {limit}",
                            "this is a small text file; check the path")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16/32 byte-order marks (Windows editors)
+        raise AdvisorError(f"{what} `{path}` is not UTF-8 text (it is UTF-16 or UTF-32)", "save the file as UTF-8")
     if b"\0" in data:
         raise AdvisorError(f"{what} `{path}` is a binary file (it holds NUL bytes), not text",
                            "check the path")
@@ -111,6 +114,13 @@ def _loader_class() -> type:
                 return super().compose_node(parent, index)
             finally:
                 self._depth -= 1
+
+        def compose_scalar_node(self, anchor: Any) -> Any:
+            node = super().compose_scalar_node(anchor)
+            if "\0" in node.value:  # only a `"\0"` escape makes one; it breaks every path and OS call later
+                raise yaml.composer.ComposerError(None, None, "a string holds a NUL character (`\\0`)",
+                                                  node.start_mark)
+            return node
 
         def get_single_node(self) -> Any:
             node = super().get_single_node()

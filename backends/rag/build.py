@@ -4,14 +4,21 @@ Updates are incremental: a file whose bytes and chunking settings are unchanged 
 changed files are embedded; chunks of deleted files are dropped. Embedding batches are checkpointed in the
 index's `staging/` folder under a key made of the model and the batch's chunk hashes, so a build that was killed
 resumes where it stopped. The previous generation stays live until the new one is complete (see `store`).
+
+Faults end in one line, never a traceback, and never cost the live index: a file that vanishes or cannot be read
+mid-build, or whose name is not UTF-8, is skipped with a warning naming it; a write that fails (a full disk,
+no permission) raises `AdvisorError`, and the next build clears what was left. Memory is bounded per file:
+plain text is chunked as it is read (`loaders.TextFile`), and files over `loaders.MAX_FILE_BYTES` are skipped.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import platform
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -22,17 +29,28 @@ from typing import TYPE_CHECKING
 from advisor import __version__
 from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.estimate.index import choose_index_type, index_params
-from backends.rag.chunking import chunk_document
+from advisor.core.fileio import private_files
+from backends.rag.chunking import iter_chunks
 from backends.rag.embedding import DEFAULT_MODEL, Embedder, load_embedder
 from backends.rag.loaders import (
     SUPPORTED_SUFFIXES,
     UnreadableFileError,
-    extract_text,
-    file_sha256,
+    hash_file,
     list_files,
+    open_document,
+    printable_name,
 )
 from backends.rag.results import BuildResult, Chunk, FileEntry, Manifest
-from backends.rag.store import OpenIndex, build_lock, open_index, staging_dir, write_generation
+from backends.rag.store import (
+    OpenIndex,
+    build_lock,
+    claim_index_dir,
+    clean_leftovers,
+    open_index,
+    save_npy,
+    staging_dir,
+    write_generation,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -77,7 +95,8 @@ def build_index(
         show_progress: Show a progress bar on stderr while embedding.
 
     Raises:
-        AdvisorError: no documents, nothing readable, or a model that differs from the index's.
+        AdvisorError: no documents, nothing readable, a model that differs from the index's, an `index_dir` that
+            is a non-empty folder but no index, or a write that failed (a full disk); the live index is intact.
     """
     started = time.perf_counter()
     docs_dir, index_dir = Path(docs_dir), Path(index_dir)
@@ -93,15 +112,36 @@ def build_index(
         raise AdvisorError(f"no documents to index in `{docs_dir}`", f"supported types: {' '.join(SUPPORTED_SUFFIXES)}")
     index_existed = index_dir.exists()
     try:
-        with build_lock(index_dir):
-            return _build_locked(
-                docs_dir, index_dir, files, model_id, chunk_tokens, overlap_tokens, index_type, text_column,
-                embedder, on_warning, show_progress, started,
-            )  # fmt: skip
-    except AdvisorError:
-        if not index_existed:  # a refused first build leaves nothing behind; an interrupted one keeps checkpoints
+        with private_files():
+            claim_index_dir(index_dir)
+            with build_lock(index_dir):
+                clean_leftovers(index_dir)
+                return _build_locked(
+                    docs_dir, index_dir, files, model_id, chunk_tokens, overlap_tokens, index_type, text_column,
+                    embedder, on_warning, show_progress, started,
+                )  # fmt: skip
+    except (AdvisorError, OSError, sqlite3.Error) as exc:
+        if not index_existed:  # a failed first build leaves nothing behind; an interrupted one keeps checkpoints
             shutil.rmtree(index_dir, ignore_errors=True)
-        raise
+        if isinstance(exc, AdvisorError):
+            raise
+        raise _write_failed(index_dir, exc, is_kept=index_existed) from None
+
+
+def _write_failed(index_dir: Path, exc: OSError | sqlite3.Error, *, is_kept: bool) -> AdvisorError:
+    """One line for a failed write; the live generation (if any) is untouched."""
+    kept = "embedded batches are kept in `staging/` and reused; " if is_kept else ""
+    if isinstance(exc, sqlite3.Error):
+        reason = f"SQLite: {exc}"
+        is_full = "full" in str(exc)
+    else:
+        where = f" (`{printable_name(str(exc.filename))}`)" if exc.filename else ""
+        reason = f"{exc.strerror or exc}{where}"
+        is_full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    first = "free space on that disk (or build elsewhere)" if is_full else \
+        "check that the folder is writable and its disk has space"
+    hint = f"{first}, then build again; {kept}the live index is unchanged"
+    return AdvisorError(f"cannot write index `{index_dir}`: {reason}", hint)
 
 
 def _build_locked(
@@ -128,7 +168,7 @@ def _build_locked(
     wanted_model = wanted_model or (previous.manifest.embedding_model if previous else DEFAULT_MODEL)
     if previous:
         _check_same_model(previous, wanted_model, None)
-    hashes, warnings = _hash_files(docs_dir, files, on_warning)
+    hashes, sizes, warnings = _hash_files(docs_dir, files, on_warning)
     embedder = embedder or load_embedder(wanted_model)
     if previous:
         _check_same_model(previous, wanted_model, embedder.dim)
@@ -147,7 +187,7 @@ def _build_locked(
     to_embed = [c for source in sorted(new_chunks) for c in new_chunks[source]]
     new_vectors, n_embedded, n_resumed = _embed_checkpointed(index_dir, embedder, to_embed, show_progress)
 
-    chunks, vectors, entries = _assemble(docs_dir, previous, reused, new_chunks, new_vectors, hashes, embedder.dim)
+    chunks, vectors, entries = _assemble(previous, reused, new_chunks, new_vectors, hashes, sizes, embedder.dim)
     kind, reason = choose_index_type(len(vectors), index_type)
     params = index_params(kind, len(vectors))
 
@@ -204,26 +244,29 @@ def _load_and_chunk(
     warnings: list[str],
     on_warning: Warn,
 ) -> dict[str, list[Chunk]]:
-    """Chunks of each readable file; unreadable ones are added to `warnings` and reported."""
+    """Chunks of each readable file; unreadable ones (also those that fail part-way) go to `warnings`, reported."""
     out: dict[str, list[Chunk]] = {}
     for source in sources:
         try:
-            doc = extract_text(docs_dir / source, source, text_column)
+            doc = open_document(docs_dir / source, source, text_column)
+            chunks = list(iter_chunks(doc, embedder.token_spans, chunk_tokens, overlap_tokens, embedder.max_tokens))
+            if not chunks:
+                raise UnreadableFileError("no text in it")
         except UnreadableFileError as exc:
             warnings.append(f"skipped `{source}`: {exc}")
             on_warning(warnings[-1])
             continue
-        out[source] = chunk_document(doc, embedder.token_spans, chunk_tokens, overlap_tokens, embedder.max_tokens)
+        out[source] = chunks
     return out
 
 
 def _assemble(
-    docs_dir: Path,
     previous: OpenIndex | None,
     reused: set[str],
     new_chunks: dict[str, list[Chunk]],
     new_vectors: np.ndarray,
     hashes: dict[str, str],
+    sizes: dict[str, int],
     dim: int,
 ) -> tuple[list[Chunk], np.ndarray, dict[str, FileEntry]]:
     """Chunks, vectors (row i = chunk i) and file entries of the new generation, sorted by source path."""
@@ -245,9 +288,7 @@ def _assemble(
             chunks.extend(new_chunks[source])
             parts.append(new_vectors[row : row + n])
             row += n
-        entries[source] = FileEntry(
-            content_sha256=hashes[source], n_bytes=(docs_dir / source).stat().st_size, n_chunks=len(parts[-1])
-        )
+        entries[source] = FileEntry(content_sha256=hashes[source], n_bytes=sizes[source], n_chunks=len(parts[-1]))
     vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
     return chunks, vectors, entries
 
@@ -285,16 +326,25 @@ def _settings(manifest: Manifest) -> tuple:
     )  # fmt: skip
 
 
-def _hash_files(docs_dir: Path, files: list[Path], on_warning: Warn) -> tuple[dict[str, str], list[str]]:
-    hashes, warnings = {}, []
+def _hash_files(
+    docs_dir: Path, files: list[Path], on_warning: Warn
+) -> tuple[dict[str, str], dict[str, int], list[str]]:
+    """SHA-256 and size of each file, read once now (a file may vanish later); skipped ones go to the warnings."""
+    hashes, sizes, warnings = {}, {}, []
     for path in files:
         source = path.relative_to(docs_dir).as_posix()
         try:
-            hashes[source] = file_sha256(path)
+            source.encode("utf-8")
+        except UnicodeEncodeError:  # the OS keeps undecodable bytes as surrogates, which no index can store
+            warnings.append(f"skipped `{printable_name(source)}`: its name is not UTF-8; rename it to index it")
+            on_warning(warnings[-1])
+            continue
+        try:
+            hashes[source], sizes[source] = hash_file(path)
         except OSError as exc:
             warnings.append(f"skipped `{source}`: cannot open it ({exc.strerror or exc})")
             on_warning(warnings[-1])
-    return hashes, warnings
+    return hashes, sizes, warnings
 
 
 def _embed_checkpointed(
@@ -308,26 +358,36 @@ def _embed_checkpointed(
     prefix = f"{embedder.model_id}\n{embedder.dim}\n{embedder.document_prompt}\n"
     out, n_new, n_reused = [], 0, 0
     bar = _progress(len(chunks), show_progress)
-    for i in range(0, len(chunks), CHECKPOINT_BATCH_CHUNKS):
-        batch = chunks[i : i + CHECKPOINT_BATCH_CHUNKS]
-        key = hashlib.sha256((prefix + "\n".join(c.content_sha256 for c in batch)).encode()).hexdigest()
-        path = stage / f"{key}.npy"
-        vectors = _load_checkpoint(path, (len(batch), embedder.dim))
-        if vectors is None:
-            vectors = embedder.embed([c.text for c in batch], is_query=False)
-            tmp = path.with_suffix(".tmp")
-            with tmp.open("wb") as f:
-                np.save(f, vectors, allow_pickle=False)
-            os.replace(tmp, path)
-            n_new += 1
-        else:
-            n_reused += 1
-        out.append(vectors)
+    try:
+        for i in range(0, len(chunks), CHECKPOINT_BATCH_CHUNKS):
+            batch = chunks[i : i + CHECKPOINT_BATCH_CHUNKS]
+            key = hashlib.sha256((prefix + "\n".join(c.content_sha256 for c in batch)).encode()).hexdigest()
+            path = stage / f"{key}.npy"
+            vectors = _load_checkpoint(path, (len(batch), embedder.dim))
+            if vectors is None:
+                vectors = embedder.embed([c.text for c in batch], is_query=False)
+                _save_checkpoint(path, vectors)
+                n_new += 1
+            else:
+                n_reused += 1
+            out.append(vectors)
+            if bar is not None:
+                bar.update(len(batch))
+    finally:  # an error below is printed on a clean line
         if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
+            bar.close()
     return (np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)), n_new, n_reused
+
+
+def _save_checkpoint(path: Path, vectors: np.ndarray) -> None:
+    """Write a batch atomically; a failed write (a full disk) leaves no half file behind."""
+    tmp = path.with_suffix(".tmp")
+    try:
+        save_npy(tmp, vectors)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _load_checkpoint(path: Path, shape: tuple[int, int]) -> np.ndarray | None:

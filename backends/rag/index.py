@@ -55,10 +55,23 @@ def search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
 
 
 def write_faiss_index(index: Any, path: Path) -> None:
-    """Write `index` to `path`."""
+    """Write `index` to `path`.
+
+    Raises:
+        OSError: the write failed; faiss reports it as a RuntimeError, which says nothing about the kind.
+    """
+    import errno
+    import os
+
     import faiss
 
-    faiss.write_index(index, str(path))
+    try:
+        faiss.write_index(index, str(path))
+    except RuntimeError as exc:
+        lines = str(exc).strip().splitlines()
+        reason = lines[-1] if lines else "no reason given"
+        kind = next((e for e in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) if os.strerror(e) in reason), errno.EIO)
+        raise OSError(kind, f"faiss could not write the index ({reason})", str(path)) from None
 
 
 def read_faiss_index(path: Path) -> Any:

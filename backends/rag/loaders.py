@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ MAX_FILE_BYTES = {"streamed": 256 << 20, "parsed": 64 << 20}
 TEXT_COLUMN_NAMES = ("text", "content", "body", "document", "passage", "chunk", "abstract", "description")
 GUESS_ROWS = 100  # rows looked at when guessing the text column
 HASH_BLOCK_BYTES = 1 << 20
+_SURROGATE = re.compile("[\ud800-\udfff]")  # one for one with U+FFFD, so offsets stay right
 _SKIP_HTML_TAGS = {"script", "style", "noscript", "template", "svg"}
 _BLOCK_HTML_TAGS = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "section",
@@ -131,14 +133,22 @@ def printable_name(name: str) -> str:
 
 
 def list_files(docs_dir: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
-    """Files under `docs_dir`, recursively, sorted: (supported, unsupported). Hidden files and `exclude` are left out."""
+    """Files under `docs_dir`, recursively, sorted: (supported, unsupported). Hidden files and `exclude` are left out.
+
+    Folders that vanish or cannot be listed while it walks are passed over (`os.walk` ignores their errors);
+    symbolic links to folders are not followed, as with `Path.rglob`.
+    """
     supported, unsupported = [], []
     exclude = exclude.resolve() if exclude else None
-    for path in sorted(docs_dir.rglob("*")):
-        rel = path.relative_to(docs_dir)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        if exclude and (path.resolve() == exclude or exclude in path.resolve().parents):
+    found = []
+    for folder, dirs, files in os.walk(docs_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and Path(folder, d).resolve() != exclude]
+        found.extend(Path(folder, name) for name in files if not name.startswith("."))
+    for path in sorted(found):
+        try:
+            if not path.is_file() or (exclude and exclude in path.resolve().parents):
+                continue
+        except OSError:  # vanished, or a link loop
             continue
         (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else unsupported).append(path)
     return supported, unsupported
@@ -220,6 +230,8 @@ def extract_text(path: Path, source: str, text_column: str | None = None) -> Doc
         doc = Document(source, _read_text(path))
     if not doc.text.strip():
         raise UnreadableFileError("no text in it")
+    if _SURROGATE.search(doc.text):  # `"\ud800"` in JSON, a broken PDF: text no UTF-8 store (SQLite) accepts
+        doc = Document(source, _SURROGATE.sub("\ufffd", doc.text), doc.segment_starts, doc.segment_labels)
     return doc
 
 

@@ -3,30 +3,40 @@
 Layout::
 
     INDEX_DIR/
+      ADVISOR_INDEX.txt    marker written when advisor made (or adopted) the folder: only then does it delete here
       CURRENT              name of the live generation, replaced atomically (os.replace) when a build ends
       gen-000007/          one complete index: manifest.json, index.faiss, vectors.npy, chunks.sqlite
       staging/             checkpointed embedding batches of a build that has not finished
       .lock                held (flock) by the build writing this directory
 
 A build writes a new generation beside the live one and only then points CURRENT at it, so a build killed at any
-moment leaves the previous index intact. Nothing is pickled: JSON, SQLite, `.npy` (allow_pickle=False) and
+moment leaves the previous index intact; a failed write removes its half generation, and the next build removes
+what a killed one left (`clean_leftovers`). Nothing is pickled: JSON, SQLite, `.npy` (allow_pickle=False) and
 faiss's own format.
+
+Confinement: a build goes only into a folder that is new, empty, or marked as an index (`claim_index_dir`), so
+pointing `-o` at a folder of one's own refuses instead of deleting its `staging/` or `gen-*` subfolders; and only
+names of the layout above are ever deleted. New index folders are owner-only (0700; files 0600: the build runs
+under `private_files`), because an index holds the text of the documents; `chmod` it to share.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from advisor.core.errors import AdvisorError
+from advisor.core.fileio import write_text_atomic
 from backends.rag.results import Chunk, Manifest
 
 if TYPE_CHECKING:
@@ -35,17 +45,23 @@ if TYPE_CHECKING:
 __all__ = [
     "OpenIndex",
     "build_lock",
+    "claim_index_dir",
+    "clean_leftovers",
     "open_index",
+    "save_npy",
     "staging_dir",
     "write_generation",
 ]
 
+MARKER_FILE = "ADVISOR_INDEX.txt"
+LOCK_FILE = ".lock"
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 FAISS_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
 CHUNKS_FILE = "chunks.sqlite"
 GENERATION_PREFIX = "gen-"
+_GENERATION_NAME = re.compile(r"gen-\d{6}")  # what `write_generation` names; nothing else is deleted as one
 _CHUNK_COLUMNS = ("source", "chunk_index", "char_start", "char_end", "locator", "n_tokens", "text", "content_sha256")
 _SQLITE_MAX_VARIABLES = 900  # below SQLite's default limit of 999 bound parameters per statement
 
@@ -171,13 +187,67 @@ def staging_dir(index_dir: Path) -> Path:
     return index_dir / "staging"
 
 
+def _live_generation(index_dir: Path) -> str | None:
+    """The generation CURRENT names, when it names one that exists; else None."""
+    try:
+        name = (index_dir / CURRENT_FILE).read_text(errors="replace").strip()
+    except OSError:
+        return None
+    return name if _GENERATION_NAME.fullmatch(name) and (index_dir / name / MANIFEST_FILE).is_file() else None
+
+
+def claim_index_dir(index_dir: Path) -> None:
+    """Make sure advisor may write (and delete its own files) in `index_dir`, creating it (0700) when missing.
+
+    Accepted: a new or empty folder, one with only a build lock in it, one marked as an index, or an index
+    built before markers existed (its CURRENT names a generation); the marker is written then.
+
+    Raises:
+        AdvisorError: `index_dir` is a file, or a non-empty folder that is not an advisor index.
+    """
+    if index_dir.is_dir():
+        if (index_dir / MARKER_FILE).is_file():
+            return
+        entries = {p.name for p in index_dir.iterdir()}
+        if entries - {LOCK_FILE} and _live_generation(index_dir) is None:
+            raise AdvisorError(
+                f"`{index_dir}` is not empty and is not an advisor index",
+                "build into a new or empty folder (advisor deletes only what it created, and cannot tell here)",
+            )
+    elif index_dir.exists():
+        raise AdvisorError(f"`{index_dir}` is a file, not a folder", "give a folder for the index")
+    else:
+        index_dir.mkdir(parents=True, mode=0o700)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_text_atomic(index_dir / MARKER_FILE, f"advisor RAG index, claimed {created}. advisor writes and deletes "
+                      f"only {MARKER_FILE}, {CURRENT_FILE}, gen-NNNNNN/, staging/ and {LOCK_FILE} here.\n")
+
+
+def clean_leftovers(index_dir: Path) -> None:
+    """Remove what a killed or failed build left: generations CURRENT does not name, half-written temporary files.
+
+    Complete embedding batches in `staging/` stay: the next build reuses them (they go when a build finishes).
+    Generations are only removed while CURRENT names a live one, so a damaged index is not emptied further.
+    """
+    live = _live_generation(index_dir)
+    if live is not None:
+        for path in index_dir.iterdir():
+            if _GENERATION_NAME.fullmatch(path.name) and path.name != live and path.is_dir():
+                shutil.rmtree(path)
+    (index_dir / (CURRENT_FILE + ".tmp")).unlink(missing_ok=True)
+    batches = staging_dir(index_dir) / "batches"
+    if batches.is_dir():
+        for tmp in batches.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
     """Hold the directory's build lock; a second build fails at once. The OS frees it if the process dies."""
     import fcntl
 
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / ".lock").open("w") as handle:
+    index_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (index_dir / LOCK_FILE).open("w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -192,17 +262,38 @@ def write_generation(index_dir: Path, manifest: Manifest, chunks: list[Chunk], v
 
     Returns:
         The name of the generation now live.
+
+    Raises:
+        OSError, sqlite3.Error: a write failed (a full disk); the half-written generation is removed, CURRENT and
+            the live generation are as they were.
     """
+    numbers = [int(p.name[len(GENERATION_PREFIX) :]) for p in index_dir.iterdir() if _GENERATION_NAME.fullmatch(p.name)]
+    name = f"{GENERATION_PREFIX}{max(numbers, default=0) + 1:06d}"
+    path = index_dir / name
+    path.mkdir()
+    try:
+        _write_files(path, manifest, chunks, vectors, index)
+        tmp = index_dir / (CURRENT_FILE + ".tmp")
+        tmp.write_text(name + "\n")
+        _fsync(tmp)
+        os.replace(tmp, index_dir / CURRENT_FILE)
+    except BaseException:  # a full disk, a kill signal turned exception: the live generation stays the old one
+        shutil.rmtree(path, ignore_errors=True)
+        (index_dir / (CURRENT_FILE + ".tmp")).unlink(missing_ok=True)
+        raise
+    _fsync(index_dir)
+    for old in index_dir.iterdir():
+        if _GENERATION_NAME.fullmatch(old.name) and old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return name
+
+
+def _write_files(path: Path, manifest: Manifest, chunks: list[Chunk], vectors: np.ndarray, index: Any) -> None:
     import numpy as np
 
     from backends.rag.index import write_faiss_index
 
-    suffixes = [p.name[len(GENERATION_PREFIX) :] for p in index_dir.glob(GENERATION_PREFIX + "*")]
-    numbers = [int(s) for s in suffixes if s.isdigit()]
-    name = f"{GENERATION_PREFIX}{max(numbers, default=0) + 1:06d}"
-    path = index_dir / name
-    path.mkdir()
-    with sqlite3.connect(path / CHUNKS_FILE) as con:
+    with contextlib.closing(sqlite3.connect(path / CHUNKS_FILE)) as con, con:
         con.execute(
             "CREATE TABLE chunks (id INTEGER PRIMARY KEY, source TEXT NOT NULL, chunk_index INTEGER NOT NULL, "
             "char_start INTEGER, char_end INTEGER, locator TEXT, n_tokens INTEGER, text TEXT NOT NULL, "
@@ -213,23 +304,28 @@ def write_generation(index_dir: Path, manifest: Manifest, chunks: list[Chunk], v
             ((i, *(getattr(c, col) for col in _CHUNK_COLUMNS)) for i, c in enumerate(chunks)),
         )
         con.execute("CREATE INDEX chunks_source ON chunks (source, chunk_index)")
-    con.close()
-    with (path / VECTORS_FILE).open("wb") as f:
-        np.save(f, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+    save_npy(path / VECTORS_FILE, np.asarray(vectors, dtype=np.float32))
     write_faiss_index(index, path / FAISS_FILE)
     (path / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     for file in path.iterdir():
         _fsync(file)
     _fsync(path)
-    tmp = index_dir / (CURRENT_FILE + ".tmp")
-    tmp.write_text(name + "\n")
-    _fsync(tmp)
-    os.replace(tmp, index_dir / CURRENT_FILE)
-    _fsync(index_dir)
-    for old in index_dir.glob(GENERATION_PREFIX + "*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
-    return name
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write `array` as `np.save` does (byte for byte), through Python's file API: a failed write raises OSError
+    with its errno (ENOSPC, EFBIG), where numpy's `tofile` says only `N requested and M written`."""
+    import numpy as np
+
+    array = np.ascontiguousarray(array)
+    try:
+        with path.open("wb") as f:
+            np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+            f.write(array.reshape(-1).view(np.uint8).data)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None  # say which file
 
 
 def _fsync(path: Path) -> None:

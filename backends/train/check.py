@@ -110,6 +110,11 @@ def _config_findings(step: TrainStep, device: DeviceInfo, hf_config: dict) -> li
     if "8bit" in step.optimizer and device.kind == "cpu":
         found.append(Finding(level="warn", topic="config", message=f"`{step.optimizer}` is a bitsandbytes GPU "
                              "optimizer", hint="use `optimizer: adamw` on a CPU"))
+    n_experts = hf_config.get("num_local_experts") or hf_config.get("num_experts") or 0
+    if train_method in ("lora", "qlora") and n_experts > 1 and step.lora_dropout > 0:
+        found.append(Finding(level="error", topic="config", message=f"lora_dropout {step.lora_dropout:g} on a "
+                             f"mixture-of-experts model: PEFT's wrapper for fused expert weights refuses dropout",
+                             hint="set `lora_dropout: 0`"))
     if step.lora_rank > hf_config.get("hidden_size", step.lora_rank):
         found.append(Finding(level="error", topic="config", message=f"lora_rank must be ≤ hidden_size (got "
                              f"{step.lora_rank} > {hf_config['hidden_size']})", hint="lower `lora_rank`"))

@@ -64,9 +64,10 @@ class FitOutcome(Model):
     measured: Measurement
 
 
-def _diverged(key: str, value: float, step: int, learning_rate: float) -> RunFailedError:
+def _diverged(key: str, value: float, step: int, learning_rate: float, loss: object) -> RunFailedError:
+    also = f" (loss {loss:.4g})" if key != "loss" and isinstance(loss, (int, float)) else ""
     return RunFailedError(
-        f"training diverged at step {step}: `{key}` is {value}",
+        f"training diverged at step {step}: `{key}` is {value}{also}",
         f"lower `learning_rate` (now {learning_rate:g}), check the data, or train in `fp32`/`bf16` instead of `fp16`; "
         "nothing after the last checkpoint was kept",
     )
@@ -145,7 +146,7 @@ def _callbacks(sessions_file: Path, previous: list[TrainingSession], resumed_fro
                 except (TypeError, ValueError):
                     continue
                 if not math.isfinite(value):
-                    raise _diverged(key, value, state.global_step, args.learning_rate)
+                    raise _diverged(key, value, state.global_step, args.learning_rate, logs.get("loss"))
 
     return Sessions(), Progress(), FiniteLoss()
 

@@ -397,19 +397,10 @@ def _report_and_offer(answers: Answers, output: Path, keys: Iterator[str], scree
         save_plan(build_plan(rec, answers), plan_path)
         screen.say(f"plan for {' + '.join(rec.stack)} written to {plan_path}", "answer")
     command = f"advisor run {shlex.quote(str(output))}"
-    if not _run_available():
-        screen.say(f"next: {command}  (`advisor run` is not in this version yet)", "help")
-        return False
     if confirm("Run it now?", keys, screen):
         return True
     screen.say(f"run it later with: {command}", "help")
     return False
-
-
-def _run_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("advisor.app.commands.run") is not None  # `advisor run` is being written
 
 
 def _run(output: Path) -> None:

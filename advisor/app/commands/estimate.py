@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -14,6 +15,10 @@ app = typer.Typer()
 MethodOpt = Literal["inference", "full", "lora", "qlora", "dpo"]
 PrecisionOpt = Literal["auto", "fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed", "bf16-pure", "fp16-pure"]
 OptimizerOpt = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd", "adafactor"]
+StackOpt = Literal["trl", "hf-trainer", "axolotl", "llama-factory"]
+# CLI parameter -> EstimateSpec field, where the names differ.
+SPEC_FIELDS = {"gpus": "n_gpus", "zero": "zero_stage", "context": "context_tokens"}
+KNOB_HELP = "default: the --stack profile's"
 
 # EstimateSpec field → the option a user typed, so validation messages name what to change.
 OPTION_NAMES = {
@@ -42,12 +47,15 @@ def _spec_from_options(model, method, options: dict):
 
 @app.command()
 def estimate(
-    model: Annotated[str, typer.Option("--model", "-m", help="Catalog name, HF id, or path to config.json/model folder")],
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Catalog name, HF id, or path to config.json/model folder (with --from: the file's)")] = None,
     method: Annotated[MethodOpt, typer.Option(help="What runs")] = "lora",
     gpu: Annotated[str | None, typer.Option(help="Catalog GPU (`advisor gpus`); none: memory only")] = None,
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs in data parallel")] = 1,
     precision: Annotated[PrecisionOpt, typer.Option(help="Compute dtype as `advisor train` runs it (auto: bf16 where the GPU has it, else fp16 autocast; full fine-tuning keeps fp32 master weights); *-mixed / *-pure force fp32 master weights / pure 16-bit")] = "auto",
-    optimizer: Annotated[OptimizerOpt, typer.Option(help="Optimizer of the trainable parameters")] = "adamw",
+    optimizer: Annotated[OptimizerOpt | None, typer.Option(
+        help=f"Optimizer of the trainable parameters ({KNOB_HELP}: adamw)")] = None,
     lora_rank: Annotated[int, typer.Option(help="LoRA rank r")] = 16,
     lora_targets: Annotated[str, typer.Option(help="`all-linear` or comma-separated module names")] = "all-linear",
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout probability")] = 0.05,
@@ -55,8 +63,30 @@ def estimate(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Micro-batch per GPU, sequences")] = 1,
     seq_len: Annotated[int, typer.Option("--seq-len", "-s", help="Tokens per sequence (padded/packed)")] = 1024,
     context: Annotated[int | None, typer.Option(help="Inference: tokens in the KV cache; default --seq-len")] = None,
-    grad_ckpt: Annotated[bool, typer.Option("--grad-ckpt/--no-grad-ckpt", help="Gradient checkpointing")] = True,
-    attention: Annotated[Literal["sdpa", "flash", "eager"], typer.Option(help="Attention kernel")] = "sdpa",
+    grad_ckpt: Annotated[bool | None, typer.Option(
+        "--grad-ckpt/--no-grad-ckpt", help=f"Gradient checkpointing ({KNOB_HELP}: on for trl, llama-factory)")] = None,
+    attention: Annotated[Literal["sdpa", "flash", "eager"] | None, typer.Option(
+        help=f"Attention kernel ({KNOB_HELP}: sdpa)")] = None,
+    stack: Annotated[StackOpt | None, typer.Option(
+        help="Training stack whose defaults fill the knobs not set (default trl, what `advisor train` runs; "
+             "with --from: the file's tool)")] = None,
+    loss_kernel: Annotated[Literal["chunked", "full"] | None, typer.Option(
+        help=f"chunked: TRL's fused LM head, no b·s·V logits; full: fp32 logits ({KNOB_HELP})")] = None,
+    adapter_dtype: Annotated[Literal["fp32", "bf16"] | None, typer.Option(
+        help=f"dtype of the LoRA adapter weights ({KNOB_HELP}: fp32, bf16 for QLoRA under trl)")] = None,
+    kbit_prep: Annotated[bool | None, typer.Option(
+        "--kbit-prep/--no-kbit-prep", help="QLoRA: prepare_model_for_kbit_training upcasts embeddings, LM head "
+        f"and norms to fp32 ({KNOB_HELP}: on for hf-trainer)")] = None,
+    packing: Annotated[bool | None, typer.Option(
+        "--packing/--no-packing", help=f"Examples packed into full --seq-len sequences ({KNOB_HELP}: off)")] = None,
+    from_file: Annotated[Path | None, typer.Option(
+        "--from", exists=True, dir_okay=False,
+        help="Read the job from an Axolotl or LLaMA-Factory YAML, or TRL/transformers TrainingArguments "
+             "JSON/YAML; flags typed as well override it")] = None,
+    accelerate_config: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="With --from: accelerate config (GPU count, FSDP/DeepSpeed sharding)")] = None,
+    deepspeed: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="With --from: DeepSpeed JSON (ZeRO stage, offload, micro-batch)")] = None,
     zero: Annotated[int, typer.Option(help="DeepSpeed ZeRO stage 0-3 (3 = FSDP full shard)")] = 0,
     offload_optimizer: Annotated[bool, typer.Option(help="Optimizer state in CPU memory")] = False,
     offload_params: Annotated[bool, typer.Option(help="ZeRO-3: parameters in CPU memory")] = False,
@@ -84,17 +114,59 @@ def estimate(
         )
         from advisor.core.estimate.precision import estimate_precision
 
+        model_spec, job, reading, typed = _job(ctx)
+        method, dpo_policy = job.method, job.fields["dpo_policy"]
         trained = None if method == "inference" else (dpo_policy if method == "dpo" else method)
         chosen, reason = estimate_precision(precision, trained, gpu_spec)
-        targets = "all-linear" if lora_targets == "all-linear" else [t.strip() for t in lora_targets.split(",") if t.strip()]
-        spec = _spec_from_options(catalog.resolve_model(model), method, dict(
-            precision=chosen, optimizer=optimizer, lora_rank=lora_rank, lora_targets=targets,
-            lora_dropout=lora_dropout, dpo_policy=dpo_policy, batch_size=batch_size, seq_len=seq_len,
-            context_tokens=context, grad_ckpt=grad_ckpt, attention=attention, n_gpus=gpus, zero_stage=zero,
-            offload_optimizer=offload_optimizer, offload_params=offload_params,
-        ))
+        chosen, reason = _stack_precision(job, reading, typed, precision, chosen, reason, trained, gpu_spec)
+        spec = _spec_from_options(model_spec, method, dict(precision=chosen, **job.fields))
         result = run_estimate(spec, request, precision_reason=reason, gpus=list(catalog.load_gpus().values()))
         report.print_estimate(result, as_json=as_json, explain=explain)
+
+
+def _job(ctx: typer.Context):
+    """The model, the merged fields (flags typed > --from file > stack profile > defaults) and the reading."""
+    from advisor.core import catalog
+    from advisor.core.errors import InvalidInputError
+    from advisor.core.estimate.configs import read_training_config
+    from advisor.core.estimate.jobspec import describe_reading, job_fields, resolve_config_model
+
+    params = dict(ctx.params)
+    typed = {SPEC_FIELDS.get(name, name) for name in params
+             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}  # typer may vendor click
+    reading = None
+    if params["from_file"] is not None:
+        reading = read_training_config(params["from_file"], params["accelerate_config"], params["deepspeed"])
+    elif params["accelerate_config"] or params["deepspeed"]:
+        raise InvalidInputError(["--accelerate-config/--deepspeed: read only with --from FILE"],
+                                hint="use --gpus, --zero, --offload-optimizer and --offload-params without a file")
+    targets = params["lora_targets"]
+    cli = {SPEC_FIELDS.get(name, name): params[name] for name in (
+        "method", "optimizer", "lora_rank", "lora_dropout", "dpo_policy", "batch_size", "seq_len", "context",
+        "grad_ckpt", "attention", "gpus", "zero", "offload_optimizer", "offload_params", "loss_kernel",
+        "adapter_dtype", "kbit_prep", "packing")}
+    cli["lora_targets"] = "all-linear" if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+    job = job_fields(cli, typed, reading, params["stack"])
+    note = None
+    if params["model"] is not None:
+        model_spec = catalog.resolve_model(params["model"])
+    elif reading is None or reading.model is None:
+        where = f"`{reading.path}` names no base model" if reading else "no model given"
+        raise InvalidInputError([f"--model: {where}"], hint="pass `--model NAME` (`advisor models` lists them)")
+    else:
+        model_spec, note = resolve_config_model(reading.model)
+    for line in [*(describe_reading(reading) if reading else []), *([f"note: {note}"] if note else [])]:
+        typer.echo(line, err=True)
+    return model_spec, job, reading, typed
+
+
+def _stack_precision(job, reading, typed, requested, chosen, reason, trained, gpu_spec):
+    """The precision as the job's stack stores it: the --from file's dtype, or the profile's for full training."""
+    from advisor.core.estimate.jobspec import reading_precision, stack_precision
+
+    if reading is not None and "precision" not in typed:
+        return reading_precision(reading, trained, gpu_spec)
+    return stack_precision(job.stack, requested, chosen, reason, trained)
 
 
 @app.command()

@@ -69,10 +69,11 @@ def build(
     """Build an index from a folder, or update it: only new and changed files are embedded."""
     with user_errors():
         from advisor.app.paths import check_output_dir
+
+        _require_folder(docs_dir, "documents folder")  # before the backend's (heavy) imports
+        check_output_dir(index_dir, "-o")
         from backends.rag import build_index
 
-        _require_folder(docs_dir, "documents folder")
-        check_output_dir(index_dir, "-o")
         result = build_index(
             docs_dir, index_dir, model_id=model, chunk_tokens=chunk_tokens, overlap_tokens=overlap,
             index_type=index.value, text_column=text_column, on_warning=_warn,
@@ -89,9 +90,9 @@ def query(
 ) -> None:
     """Print the chunks closest to a question: score, source file, position and text."""
     with user_errors():
+        _require_folder(index_dir, "index folder")
         from backends.rag import query_index
 
-        _require_folder(index_dir, "index folder")
         hits = query_index(index_dir, question, k)
         if as_json:
             import json
@@ -114,9 +115,9 @@ def evaluate(
 ) -> None:
     """Measure recall@k, MRR and hit rate, on labelled questions or on self-supervised ones."""
     with user_errors():
+        _require_folder(index_dir, "index folder")
         from backends.rag import evaluate_index
 
-        _require_folder(index_dir, "index folder")
         result = evaluate_index(index_dir, qa_file, k=k, n_questions=n_questions, seed=seed)
         typer.echo(result.model_dump_json(indent=2) if as_json else _eval_text(result))
 

@@ -66,7 +66,7 @@ def _stack_text(rec: Recommendation) -> str:
 def _memory_text(option: Option) -> str:
     if option.memory is None or option.gpu_memory_bytes is None:
         return "-"
-    n_gpus = option.step.n_gpus if option.step is not None and option.step.kind == "train" else 1
+    n_gpus = getattr(option.step, "n_gpus", 1)  # a training step's GPU count; other steps run on one
     gpus = f"{n_gpus}× " if n_gpus > 1 else ""
     return f"{fmt_bytes(option.memory.peak_bytes)} of {gpus}{fmt_bytes(option.gpu_memory_bytes)} {option.gpu}"
 
@@ -126,7 +126,7 @@ def render_recommendation(rec: Recommendation, console: Console) -> None:
                          ("set-up", "right"), ("monthly", "right")):
         table.add_column(col, justify=justify, no_wrap=True)
     for o in rec.options:
-        blocked = ", ".join(r.rule_id for r in o.reasons if r.effect == "excluded")
+        blocked = ", ".join(r.rule_id for r in o.reasons if "excluded" in r.effect.split(", "))
         table.add_row(o.name, "yes" if o.feasible else f"no: {blocked}", f"{o.score:g}",
                       f"{o.benefit.label} {o.benefit.score:g}", _short_memory(o), o.gpu or "-",
                       _usd(o.one_time_usd), _usd(o.monthly_usd))

@@ -39,6 +39,7 @@ MEMORY_ROWS = [
     ("activations_bytes", "activations (saved for backward)"),
     ("logits_bytes", "logits and loss over the vocabulary"),
     ("reference_bytes", "DPO reference model"),
+    ("kbit_prep_bytes", "fp32 upcast of k-bit prep (weights, activations)"),
     ("kv_cache_bytes", "KV cache"),
     ("workspace_bytes", "workspace (recompute, dequantize, gather)"),
 ]
@@ -85,6 +86,8 @@ def estimate_json(result: JobEstimate) -> dict[str, Any]:
     }
     if result.fit is not None:
         data["fit"] = [row.model_dump(mode="json") for row in result.fit]
+    if result.spec.stack is not None:
+        data["stack"] = _stack_json(result.spec)
     if result.max_batch_size is not None:
         data["max_batch_size"] = result.max_batch_size
     if result.max_seq_len is not None:
@@ -149,10 +152,26 @@ def render_estimate(result: JobEstimate, console: Console, explain: bool = False
         console.print(f"largest sequence length that fits: {result.max_seq_len}")
     if result.fit is not None:
         _render_fit(result, console)
+    if explain and spec.stack is not None:
+        _render_stack(spec, console)
     if explain:
         console.print("\n[bold]assumptions[/bold]")
         for note in [*mem.assumptions, *(result.compute.assumptions if result.compute else [])]:
             console.print(escape(terminal_text(f"- {note}")))
+
+
+def _stack_json(spec: Any) -> dict[str, Any]:
+    from advisor.core.estimate.stacks import describe_knobs, stack_profile
+
+    profile = stack_profile(spec.stack)
+    return {"name": profile.name, "label": profile.label, "knobs": describe_knobs(spec)}
+
+
+def _render_stack(spec: Any, console: Console) -> None:
+    stack = _stack_json(spec)
+    console.print(f"\n[bold]stack profile[/bold] `{stack['name']}`: {stack['label']}")
+    for line in stack["knobs"]:
+        console.print(f"- {line}")
 
 
 def _render_fit(result: JobEstimate, console: Console) -> None:

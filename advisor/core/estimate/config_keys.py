@@ -46,6 +46,7 @@ skip_memory_metrics tf32 torch_compile_backend torch_compile_mode torch_empty_ca
 trackio_space_id trackio_static_space_id train_sampling_strategy use_cache use_cpu warmup_ratio warmup_steps
 weight_decay group_by_length half_precision_backend per_gpu_train_batch_size per_gpu_eval_batch_size
 evaluation_strategy logging_first_step push_to_hub_model_id push_to_hub_organization mp_parameters
+activation_checkpointing_kwargs liger_kernel_config optim_target_modules
 """.split())
 
 # TRL SFTConfig / DPOConfig / ModelConfig / ScriptArguments fields with no memory effect.

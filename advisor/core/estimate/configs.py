@@ -29,9 +29,11 @@ from advisor.core.estimate import config_keys as K
 from advisor.core.estimate.launchers import fsdp_settings, merge_launcher, read_accelerate, read_deepspeed
 from advisor.core.models import Method, Model
 
-__all__ = ["ConfigReading", "Tool", "detect_tool", "parse_training_config", "read_training_config"]
+__all__ = ["TOOL_LABELS", "ConfigReading", "Tool", "detect_tool", "parse_training_config", "read_training_config"]
 
 Tool = Literal["axolotl", "llama-factory", "trl", "hf-trainer"]
+TOOL_LABELS = {"axolotl": "an Axolotl", "llama-factory": "a LLaMA-Factory", "trl": "a TRL",
+               "hf-trainer": "a transformers TrainingArguments"}
 Compute = Literal["auto", "fp32", "bf16", "fp16"]
 
 
@@ -44,7 +46,10 @@ class ConfigReading(Model):
     method: Method = Field(description="What the config trains")
     dpo_policy: Literal["full", "lora", "qlora"] = Field("lora", description="With method dpo: the policy")
     compute: Compute = Field(description="Compute dtype the file asks for; auto: bf16 where the GPU has it")
-    master_fp32: bool = Field(description="Full fine-tuning keeps fp32 trainable weights under 16-bit autocast")
+    fp32_weights: Literal["none", "trainable", "all"] = Field(
+        description="Weights kept in fp32 under 16-bit autocast: none; the trainable ones (full fine-tuning); "
+        "all (the model was loaded in fp32)"
+    )
     options: dict[str, Any] = Field(description="EstimateSpec fields the file sets, by field name")
     used: list[str] = Field(description="Keys that set a field")
     ignored: list[str] = Field(description="Keys of the tool that do not change memory")
@@ -73,7 +78,7 @@ class _Cfg:
         value = self.data.get(key)
         if value is None:
             if what:
-                self.defaulted.append(f"{what}: `{key}` not set; {default!r} ({what} default)")
+                self.defaulted.append(f"`{key}` not set: {default!r} ({what}'s default)")
             return default
         return value
 
@@ -166,7 +171,8 @@ def _axolotl(cfg: _Cfg) -> dict[str, Any]:
         cfg.notes.append("Liger / Cut Cross-Entropy never materialise the logits: counted as TRL's chunked head")
     if qlora:
         out["double_quant"] = True  # loaders/model.py: bnb_4bit_use_double_quant=True, always
-    out["compute"], out["master_fp32"] = _axolotl_precision(cfg)
+    out["compute"], fp32 = _axolotl_precision(cfg)
+    out["fp32_weights"] = "trainable" if fp32 else "none"
     return out
 
 
@@ -186,6 +192,8 @@ def _axolotl_attention(cfg: _Cfg) -> str:
 
 
 def _axolotl_precision(cfg: _Cfg) -> tuple[Compute, bool]:
+    for key in ("bfloat16", "float16", "fp16", "bf16", "float32"):
+        cfg.get(key)
     if cfg.flag("bfloat16", False):
         return "bf16", False  # no AMP: the model is bf16
     if cfg.flag("float16", False):
@@ -237,15 +245,15 @@ def _llama_factory(cfg: _Cfg) -> dict[str, Any]:
         cfg.notes.append("Liger's fused linear cross-entropy never materialises the logits: counted as chunked")
     if cfg.flag("upcast_layernorm", False) or cfg.flag("use_unsloth", False):
         cfg.notes.append("upcast_layernorm / use_unsloth change activation dtypes or kernels: not modelled")
-    pure = cfg.flag("pure_bf16", False)
-    if cfg.flag("bf16", False) or pure:
+    pure, bf16, fp16 = cfg.flag("pure_bf16", False), cfg.flag("bf16", False), cfg.flag("fp16", False)
+    if bf16 or pure:
         out["compute"] = "bf16"
-    elif cfg.flag("fp16", False):
+    elif fp16:
         out["compute"] = "fp16"
     else:
         out["compute"] = "fp32"
-        cfg.defaulted.append("precision: neither `bf16` nor `fp16` set; fp32 (HF TrainingArguments default)")
-    out["master_fp32"] = not pure  # model/adapter.py: trainable params cast to fp32 unless pure_bf16
+        cfg.defaulted.append("`bf16`/`fp16` not set: fp32 (HF TrainingArguments' default)")
+    out["fp32_weights"] = "none" if pure else "trainable"  # model/adapter.py: trainable params cast to fp32
     return out
 
 
@@ -277,7 +285,12 @@ def _trl(cfg: _Cfg, tool: Tool) -> dict[str, Any]:
         key = "max_seq_length" if cfg.has("max_seq_length") else "max_length"
         out["seq_len"] = cfg.integer(key, 1024, "TRL SFTConfig/DPOConfig")
     out["packing"] = cfg.flag("packing", False, name) if tool == "trl" else False
-    out["grad_ckpt"] = cfg.flag("gradient_checkpointing", tool == "trl", name)
+    # transformers 5 renamed gradient_checkpointing to activation_checkpointing (the old name is an alias).
+    key = "activation_checkpointing" if cfg.has("activation_checkpointing") else "gradient_checkpointing"
+    cfg.get("gradient_checkpointing")
+    out["grad_ckpt"] = cfg.flag(key, tool == "trl", name)
+    if cfg.flag("torch_compile", False):
+        cfg.notes.append("torch_compile fuses and frees intermediates: not modelled (the estimate is high)")
     out["optimizer"] = _optimizer(cfg, "optim", name)
     attn = cfg.get("attn_implementation")
     out["attention"] = _attention(attn) or "sdpa" if attn is not None else "sdpa"
@@ -286,14 +299,28 @@ def _trl(cfg: _Cfg, tool: Tool) -> dict[str, Any]:
         cfg.notes.append("Liger's fused linear cross-entropy never materialises the logits: counted as chunked")
     if cfg.flag("activation_offloading", False):
         cfg.notes.append("activation_offloading moves saved activations to the CPU: not modelled (over-estimate)")
-    if cfg.flag("bf16", tool == "trl"):
-        out["compute"] = "bf16"
-    elif cfg.flag("fp16", False):
-        out["compute"] = "fp16"
-    else:
-        out["compute"] = "fp32"
-    out["master_fp32"] = tool == "trl" and train == "full" and out["compute"] != "fp32"
+    bf16, fp16 = cfg.flag("bf16", tool == "trl" and not cfg.has("fp16")), cfg.flag("fp16", False)
+    out["compute"] = "bf16" if bf16 else "fp16" if fp16 else "fp32"  # SFTConfig: bf16 unless fp16 is set
+    out["fp32_weights"] = _trl_weights(cfg, tool, train, out)
     return out
+
+
+def _trl_weights(cfg: _Cfg, tool: Tool, train: str, out: dict[str, Any]) -> str:
+    """TRL loads a model named by id in ModelConfig.dtype, default float32 (sft_trainer.py: "If `dtype` is not
+    specified ... it defaults to `float32`"); a TrainingArguments file does not say (transformers 5: the
+    checkpoint's dtype, bf16 for current models)."""
+    key = "dtype" if cfg.has("dtype") else "torch_dtype"
+    default = "float32" if tool == "trl" else "auto"
+    dtype = str(cfg.default(key, default, "TRL ModelConfig" if tool == "trl" else "transformers 5 from_pretrained"))
+    if dtype not in ("float32", "fp32") or out["compute"] == "fp32":
+        return "none"
+    if train == "qlora":
+        out.setdefault("kbit_prep", True)
+        cfg.notes.append(f"`{key}: {dtype}`: the modules bitsandbytes does not quantize stay fp32, as k-bit prep "
+                         "leaves them (counted as kbit_prep)")
+        return "none"
+    cfg.notes.append(f"`{key}: {dtype}`: the model is fp32 under 16-bit autocast")
+    return "all"
 
 
 # --- detection and assembly ------------------------------------------------------------------------------
@@ -365,11 +392,11 @@ def parse_training_config(data: Any, where: str, tool: Tool | None = None) -> Co
     known = K.KNOWN[tool]
     ignored = sorted(k for k in data if k not in cfg.used and k in known)
     unknown = sorted(k for k in data if k not in cfg.used and k not in known)
-    compute, master = out.pop("compute"), out.pop("master_fp32")
+    compute, fp32_weights = out.pop("compute"), out.pop("fp32_weights")
     model, method, policy = out.pop("model"), out.pop("method"), out.pop("dpo_policy")
     return ConfigReading(
         path=where, tool=tool, model=str(model) if model is not None else None, method=method, dpo_policy=policy,
-        compute=compute, master_fp32=master and "full" in (method, policy),
+        compute=compute, fp32_weights=fp32_weights,
         options={k: v for k, v in out.items() if v is not None}, used=sorted(cfg.used), ignored=ignored,
         unknown=unknown, defaulted=cfg.defaulted, unsupported=cfg.unsupported, notes=cfg.notes,
         deepspeed_file=deepspeed_file,

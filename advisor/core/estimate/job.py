@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from advisor.core.estimate.compute import estimate_training_compute
-from advisor.core.estimate.fit import fits, largest_fitting, usable_bytes
+from advisor.core.estimate.fit import DEFAULT_HEADROOM, MAX_BATCH_SEARCH, fits, largest_fitting, usable_bytes
 from advisor.core.estimate.memory import estimate_memory
 from advisor.core.models import ComputeEstimate, EstimateSpec, GpuSpec, MemoryEstimate, Model
 
@@ -19,7 +19,7 @@ class JobRequest(Model):
     """What the user asked for beyond the job itself."""
 
     gpu: GpuSpec | None = Field(None, description="The GPU to judge fit, time and cost on; None: memory only")
-    headroom: float = Field(0.05, ge=0, lt=1, description="Share of GPU memory kept free")
+    headroom: float = Field(DEFAULT_HEADROOM, ge=0, lt=1, description="Share of GPU memory kept free")
     examples: int | None = Field(None, ge=1, description="Training examples for time and cost; None: skip")
     epochs: float = Field(1.0, gt=0, description="Passes over the examples")
     mean_tokens: float | None = Field(None, gt=0, description="Mean tokens per example; None: the sequence length")
@@ -98,7 +98,7 @@ def run_estimate(
         fits=fits(memory, gpu, request.headroom) if gpu else None,
         compute=compute,
         fit=fit_rows,
-        max_batch_size=largest_fitting(spec, gpu, "batch_size", 4096, request.headroom)
+        max_batch_size=largest_fitting(spec, gpu, "batch_size", MAX_BATCH_SEARCH, request.headroom)
         if request.max_batch and gpu else None,
         max_seq_len=largest_fitting(spec, gpu, "seq_len", spec.model.max_context or SEQ_SEARCH_CAP, request.headroom)
         if request.max_seq_len and gpu else None,

@@ -16,7 +16,9 @@ from advisor.core.estimate.configs import ConfigReading
 from advisor.core.estimate.stacks import KNOBS, resolve_knobs
 from advisor.core.models import GpuSpec, Method, Model, Precision
 
-__all__ = ["JobFields", "describe_reading", "job_fields", "reading_precision", "resolve_config_model"]
+__all__ = [
+    "JobFields", "describe_reading", "job_fields", "reading_precision", "resolve_config_model", "stack_precision",
+]
 
 DEFAULT_STACK = "trl"
 # EstimateSpec field -> the flag that sets it, for messages.
@@ -24,6 +26,7 @@ FLAGS = {
     "method": "--method", "optimizer": "--optimizer", "attention": "--attention", "loss_kernel": "--loss-kernel",
     "n_gpus": "--gpus", "zero_stage": "--zero", "lora_targets": "--lora-targets", "precision": "--precision",
 }
+IGNORED_SHOWN = 12  # a TrainingArguments dump has ~100 such keys; unknown keys are always listed in full
 # Suffixes of chat/instruct checkpoints whose config.json has the base model's shapes.
 INSTRUCT_SUFFIXES = ("-instruct", "-it", "-chat", "-hf")
 
@@ -66,7 +69,6 @@ def job_fields(cli: dict[str, Any], typed: set[str], reading: ConfigReading | No
     given = {k: fields.get(k) for k in KNOBS if k in typed or k in from_file}
     train = None if method == "inference" else (fields.get("dpo_policy", "lora") if method == "dpo" else method)
     values, lines = resolve_knobs(name, method, train, given)
-    values.pop("stack")
     fields.update(values)
     problems = []
     if reading is not None:
@@ -87,8 +89,9 @@ def reading_precision(reading: ConfigReading, train_method: str | None, gpu: Gpu
 
     compute, reason = choose_precision(reading.compute, device_of(gpu) if gpu is not None else None)
     reason = f"{reading.path}: {reason}"
-    if compute != "fp32" and reading.master_fp32 and train_method == "full":
-        reason += f"; {reading.tool} keeps fp32 trainable weights under autocast"
+    fp32 = reading.fp32_weights
+    if compute != "fp32" and (fp32 == "all" and train_method != "qlora" or fp32 == "trainable" and train_method == "full"):
+        reason += f"; {reading.tool} keeps fp32 {'weights' if fp32 == 'all' else 'trainable weights'} under autocast"
         return f"{compute}-mixed", reason  # type: ignore[return-value]
     if compute != "fp32" and train_method == "full":
         reason += f"; {reading.tool} trains the 16-bit weights themselves (no fp32 master copy)"
@@ -121,14 +124,37 @@ def resolve_config_model(ref: str):
 
 def describe_reading(reading: ConfigReading) -> list[str]:
     """Lines for people (stderr): what was read, what was defaulted, and every key not used."""
-    lines = [f"read `{reading.path}` as a {reading.tool} config: {reading.method}"
+    from advisor.core.estimate.configs import TOOL_LABELS
+
+    lines = [f"read `{reading.path}` as {TOOL_LABELS[reading.tool]} config: {reading.method}"
              + (f" ({reading.dpo_policy} policy)" if reading.method == "dpo" else "")
              + f"; {len(reading.used)} keys used"]
     lines += [f"default: {line}" for line in reading.defaulted]
     lines += [f"note: {line}" for line in reading.notes]
     if reading.ignored:
-        lines.append("ignored (no effect on memory): " + ", ".join(f"`{k}`" for k in reading.ignored))
+        shown = ", ".join(f"`{k}`" for k in reading.ignored[:IGNORED_SHOWN])
+        more = len(reading.ignored) - IGNORED_SHOWN
+        lines.append(f"ignored, no effect on memory ({len(reading.ignored)} keys): {shown}"
+                     + (f" and {more} more" if more > 0 else ""))
     if reading.unknown:
         lines.append("warning: unknown keys, not read (check their spelling, or they are features advisor "
                      "does not model): " + ", ".join(f"`{k}`" for k in reading.unknown))
     return lines
+
+
+def stack_precision(
+    stack: str, requested: str, chosen: Precision, reason: str, train_method: str | None
+) -> tuple[Precision, str]:
+    """`--precision auto/bf16/fp16` on a full fine-tune, as the stack stores it: pure 16-bit weights for the
+    stacks that train the loaded 16-bit model (HF Trainer, Axolotl), fp32 master weights for the others."""
+    from advisor.core.estimate.stacks import stack_profile
+
+    profile = stack_profile(stack)
+    if train_method != "full" or requested not in ("auto", "bf16", "fp16") or not chosen.endswith("-mixed"):
+        return chosen, reason
+    if profile.full_master_fp32:
+        return chosen, reason
+    pure = chosen.removesuffix("-mixed")
+    if pure == "fp16":
+        return chosen, reason + f"; {stack} trains fp16 with a gradient scaler, which needs fp32 weights"
+    return pure, f"{reason}; but {stack} trains the 16-bit weights themselves ({profile.sources['full_master_fp32']})"

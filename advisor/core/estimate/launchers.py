@@ -28,7 +28,7 @@ __all__ = ["fsdp_settings", "merge_launcher", "read_accelerate", "read_deepspeed
 
 FSDP_STAGE = {"full_shard": 3, "hybrid_shard": 3, "hybrid_shard_zero2": 2, "shard_grad_op": 2, "no_shard": 0,
               "1": 3, "2": 2, "3": 0, "4": 3, "5": 2}  # accelerate also takes the FSDP1 enum's numbers
-MIXED_PRECISION = {"bf16": "bf16", "fp16": "fp16", "no": "fp32", "fp8": "bf16"}
+MIXED_PRECISION = {"bf16": "bf16", "fp16": "fp16", "no": "fp32"}
 
 
 def _offloaded(section: Any) -> bool:
@@ -60,10 +60,11 @@ def read_deepspeed(data: Any, where: str) -> dict[str, Any]:
 
 
 def fsdp_settings(fsdp: Any, fsdp_config: Any, where: str) -> dict[str, Any]:
-    """Estimator settings from FSDP keys: a TrainingArguments-style `fsdp` string/list and an `fsdp_config`."""
+    """Estimator settings from FSDP keys: a TrainingArguments-style `fsdp` string/list (True: FSDP is on, by
+    another key) and an `fsdp_config`; {} when `fsdp` does not switch FSDP on."""
     options = _split(fsdp) if fsdp not in (None, False, "", []) else []
     config = fsdp_config if isinstance(fsdp_config, dict) else {}
-    if not options and not config and fsdp is not True:
+    if not options and fsdp is not True:
         return {}
     cfg = {key.removeprefix("fsdp_"): value for key, value in config.items()}
     stage = 3

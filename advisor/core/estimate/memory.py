@@ -290,6 +290,12 @@ def _trainable_shapes(spec: EstimateSpec) -> list[tuple[int, ...]]:
         shapes: list[tuple[int, ...]] = []
         for mod in P.resolve_lora_targets(m, spec.lora_targets):
             rank = spec.lora_rank * mod.lora_rank_factor
+            if mod.is_expert:
+                # PEFT adapts a fused 3-D expert parameter (transformers 5) with one lora_A/lora_B pair of rank
+                # r × n_experts, not one pair per expert: same elements, fewer tensors (and optimizer steps).
+                rank *= mod.n_per_layer
+                shapes += [(rank, mod.in_features), (mod.out_features, rank)] * layers
+                continue
             one = [(rank, mod.in_features), (mod.out_features, rank)]
             shapes += one * (mod.n_per_layer * layers)
         return shapes
@@ -305,7 +311,10 @@ def _trainable_shapes(spec: EstimateSpec) -> list[tuple[int, ...]]:
             block += [(mod.out_features,)] * mod.n_per_layer
     block += norm * m.norms_per_layer
     if m.qk_norm:
-        block += [(m.head_dim,), (m.head_dim,)]
+        # Qwen3: one q_norm and one k_norm of head_dim; StableLM: one weight-only LayerNorm tensor per head
+        # (StableLmLayerNormPerHead), which the optimizer keeps state for tensor by tensor.
+        n_norms = (m.n_heads + m.n_kv_heads) if m.arch == "stablelm" else 2
+        block += [(m.head_dim,)] * n_norms
     shapes = [(m.vocab_size, h)] + block * layers + norm
     if not m.tie_embeddings:
         shapes.append((m.vocab_size, h))
@@ -426,8 +435,10 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
     opt = optimizer_state_bytes(spec)
     reference = 0
     if spec.method == "dpo" and not spec.uses_lora:
-        reference = base if not spec.precision.endswith("-mixed") else inv.n_params * 2
-        notes.append("DPO with a fully trained policy keeps a frozen reference copy of the model")
+        # TRL's DPOTrainer loads the reference in the policy's own dtype (`dtype=self.model.dtype`): fp32 when
+        # the policy trains with fp32 master weights under autocast (trl/trainer/dpo_trainer.py, TRL 1.x).
+        reference = base
+        notes.append("DPO with a fully trained policy keeps a frozen reference copy of the model, in its dtype")
     elif spec.method == "dpo":
         notes.append("DPO with LoRA: the reference is the base with the adapter switched off (no copy)")
 

@@ -41,7 +41,7 @@ from pydantic import Field
 
 from advisor.core.models import AdapterDtype, AttentionKernel, LossKernel, Model, Optimizer, StackName
 
-__all__ = ["STACKS", "StackProfile", "resolve_knobs", "stack_profile"]
+__all__ = ["STACKS", "StackProfile", "describe_knobs", "resolve_knobs", "stack_profile"]
 
 KNOBS = ("loss_kernel", "adapter_dtype", "kbit_prep", "packing", "attention", "optimizer", "grad_ckpt")
 
@@ -193,3 +193,21 @@ def resolve_knobs(
 
 def _show(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def describe_knobs(spec: Any) -> list[str]:
+    """One line per stack knob of an EstimateSpec: its value, and whether it is the stack's default (with the
+    source) or was set; empty when the spec names no stack."""
+    if spec.stack is None:
+        return []
+    profile = stack_profile(spec.stack)
+    lines = []
+    for knob in KNOBS:
+        default = _profile_value(profile, knob, spec.method, spec.train_method)
+        if default is None:
+            continue
+        value = getattr(spec, knob)
+        origin = (f"{profile.name} default: {profile.sources[knob]}" if value == default
+                  else f"set (the {profile.name} default is {_show(default)})")
+        lines.append(f"{knob} = {_show(value)} ({origin})")
+    return lines

@@ -25,7 +25,9 @@ ModelAccess = Literal["open_weights", "closed_api_with_tuning", "closed_api_no_t
 MAX_COUNT = 10**9  # examples or preference pairs: a billion is a pretraining corpus, not a fine-tuning set
 MAX_DOCUMENTS = 10**10  # documents: above a full web crawl (Common Crawl: ~3 billion pages per crawl)
 MAX_CORPUS_TOKENS = 10**14  # tokens: ~3x the largest published pretraining corpora (~36 trillion)
-MAX_TOKENS_PER_ITEM = 10**7  # tokens in one example, prompt or answer: above the longest context (10M)
+# Tokens in one example, prompt or answer: 2^21, the longest window served through an API (Gemini 1.5 Pro,
+# 2M); it also keeps a five-shot prompt plus its answer under the estimator's 2^24-token sequence bound.
+MAX_TOKENS_PER_ITEM = 2_097_152
 MAX_USD = 10**10  # ten billion USD: above any training budget
 MAX_REQUESTS_PER_DAY = 10**11  # 10x the busiest web search engine's daily queries
 MAX_LATENCY_MS = 86_400_000  # one day

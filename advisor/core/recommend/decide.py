@@ -81,7 +81,20 @@ def _apply(fired, estimates, benefits) -> tuple[dict, dict, dict, list[str], lis
             reasons[target].append(reason("note"))
         if rule.warn:
             warnings.setdefault(firing.message, reason("warning"))
-    return scores, why_not, reasons, stacked, list(warnings.values())
+    return scores, why_not, _one_per_rule(reasons), stacked, list(warnings.values())
+
+
+def _one_per_rule(reasons: dict[str, list[Reason]]) -> dict[str, list[Reason]]:
+    """Each rule once per option: a rule that both scores and stacks an option reads `score +10, stacked`."""
+    merged: dict[str, list[Reason]] = defaultdict(list)
+    for target, items in reasons.items():
+        by_rule: dict[str, Reason] = {}
+        for reason in items:
+            seen = by_rule.get(reason.rule_id)
+            by_rule[reason.rule_id] = reason if seen is None else seen.model_copy(
+                update={"effect": f"{seen.effect}, {reason.effect}"})
+        merged[target] = list(by_rule.values())
+    return merged
 
 
 def _option(est: OptionEstimate, score: float, why_not: list[str], reasons: list[Reason], benefit) -> Option:  # noqa: ANN001

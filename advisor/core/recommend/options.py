@@ -24,7 +24,6 @@ from typing import get_args
 from advisor.core import catalog
 from advisor.core.estimate.compute import estimate_training_compute
 from advisor.core.estimate.fit import fits, largest_fitting
-from advisor.core.estimate.index import estimate_index
 from advisor.core.estimate.memory import estimate_memory
 from advisor.core.estimate.precision import choose_precision, device_of
 from advisor.core.estimate.serving import estimate_api_monthly, estimate_self_hosted_monthly
@@ -37,7 +36,6 @@ from advisor.core.models import (
     OptionName,
     PromptPrediction,
     PromptStep,
-    RagPrediction,
     RagStep,
     ServingEstimate,
     TrainPrediction,
@@ -76,8 +74,7 @@ CHUNK_TOKENS = RagStep.model_fields["chunk_tokens"].default
 PLACEHOLDER_EXAMPLES = "data/train.jsonl"
 PLACEHOLDER_PAIRS = "data/preferences.jsonl"
 PLACEHOLDER_DOCS = "docs"
-# Vector width of the default embedding model (all-MiniLM-L6-v2: 384), for the index-size prediction.
-DEFAULT_EMBEDDING_DIM = 384
+
 LONG_CONTEXT_LIMIT = 200_000  # Anthropic Contextual Retrieval: under 200k tokens, put the knowledge base in the prompt
 EMBEDDING_USD_PER_MTOK = 0.02  # OpenAI text-embedding-3-small (decision-rules.md §4); the local default model is free
 REFRESHES_PER_MONTH = {"static": 0.0, "quarterly": 1 / 3, "monthly": 1.0, "weekly": 30 / 7, "daily": 30.0,
@@ -166,6 +163,8 @@ def _job(sit: Situation, option: OptionName, n_gpus: int, policy: str, batch: in
         grad_accum=max(1, math.ceil(EFFECTIVE_BATCH / (batch * n_gpus))), seq_len=_seq_len(sit, mean),
         epochs=EPOCHS, learning_rate=LEARNING_RATE[option], n_gpus=n_gpus,
         distributed="zero3" if full and n_gpus > 1 else "ddp",
+        # PEFT wraps fused 3-D expert weights (transformers 5 MoE) in a ParamWrapper that refuses dropout.
+        **({"lora_dropout": 0.0} if sit.model.is_moe else {}),
     )
 
 
@@ -271,15 +270,11 @@ def _estimate_inference(sit: Situation, option: OptionName, gpu: GpuSpec) -> Opt
 
 def _rag_step(sit: Situation) -> RagStep:
     """The index step with its prediction: chunks from the corpus size, bytes and build time from the sizing."""
+    from advisor.core.planning import predict_index
+
     a = sit.answers
     step = RagStep(docs_dir=a.corpus_path or PLACEHOLDER_DOCS, eval_questions_path=a.eval_questions_path)
-    stride = max(step.chunk_tokens - step.overlap_tokens, 1)
-    n_chunks = max(1, -(-sit.corpus_tokens // stride)) if sit.corpus_tokens else 0
-    sized = estimate_index(max(n_chunks, 1), DEFAULT_EMBEDDING_DIM, step.index_type, step.chunk_tokens)
-    prediction = RagPrediction(corpus_tokens=sit.corpus_tokens, n_chunks=n_chunks, embedding_dim=DEFAULT_EMBEDDING_DIM,
-                               index_type=sized.index_type, index_bytes=sized.total_bytes if n_chunks else 0,
-                               build_seconds=sized.build_seconds if n_chunks else 0.0)
-    return step.model_copy(update={"prediction": prediction})
+    return step.model_copy(update={"prediction": predict_index(step, sit.corpus_tokens)})
 
 
 # Prompt-length step used to price one more prompt token (a finite difference of the serving estimate).
