@@ -45,7 +45,7 @@ def time_trainer_steps(work: Path, method: str, n_steps: int) -> tuple[list[floa
     """Per-step seconds of our trainer, and the batches its dataloader yields (for the bare loop)."""
     from transformers import TrainerCallback
 
-    from backends.train.data import load_examples, split_examples
+    from backends.common.data import load_examples, split_examples
     from backends.train.model import load_tokenizer, resolve_base_model
     from backends.train.sft import build_sft_trainer
 

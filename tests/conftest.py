@@ -30,7 +30,27 @@ def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
 
 
+# What each optional extra of pyproject.toml brings, by the modules a test needs from it.
+EXTRA_MODULES = {"train": ("torch", "transformers", "peft", "trl", "datasets"),
+                 "rag": ("numpy", "faiss", "sentence_transformers")}
+
+
+def _missing(extra: str) -> list[str]:
+    import importlib.util
+
+    return [m for m in EXTRA_MODULES[extra] if importlib.util.find_spec(m) is None]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip (not fail) tests whose extra is not installed (`@pytest.mark.extras("train")`), and GPU tests
+    without CUDA: the unmarked tests pass with the core dependencies alone."""
+    for item in items:
+        for marker in item.iter_markers("extras"):
+            missing = [m for extra in marker.args for m in _missing(extra)]
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"needs the {'/'.join(marker.args)} extra ({missing[0]})"))
+    if not any("gpu" in item.keywords for item in items):
+        return
     try:
         import torch
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.prompting.evaluation import exact_match, normalise_answer, token_f1
+from backends.common.evaluation import exact_match, normalise_answer, token_f1
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,10 @@ import pytest
 
 from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.models import PromptStep
+from backends.common.data import load_examples, split_examples
 from backends.prompting import PromptResult, check, run
-from backends.train.data import load_examples, split_examples
+
+pytestmark = pytest.mark.extras("rag")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "prompting"
 GROUPED = FIXTURES / "grouped.jsonl"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from backends.common.data import load_examples
 from backends.prompting.selection import featurise, question_text, select_clusters
-from backends.train.data import load_examples
 
 np = pytest.importorskip("numpy")
 FIXTURE = Path(__file__).parent / "fixtures" / "prompting" / "grouped.jsonl"

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from backends.common.loaders import Document
 from backends.rag.chunking import chunk_document
-from backends.rag.loaders import Document
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "rag"))
+pytest.importorskip("numpy", reason="needs the rag extra")  # the fake embedder makes numpy vectors
 from rag_fake_embedder import FakeEmbedder  # noqa: E402
 
 SENTENCES = [f"Sentence number {i} talks about topic {i % 7} in plain words." for i in range(60)]
@@ -67,7 +68,7 @@ def test_line_positions_are_reported() -> None:
 @pytest.mark.slow
 def test_real_tokenizer_chunks_stay_under_the_model_max() -> None:
     pytest.importorskip("sentence_transformers")
-    from backends.rag.embedding import SentenceTransformerEmbedder
+    from backends.common.embedding import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
     text = (TEXT + " supercalifragilistic" * 200 + "\n\n") * 3
@@ -105,10 +106,10 @@ def test_windowed_tokenizing_chunks_exactly_as_whole_text_tokenizing(monkeypatch
 
 
 def test_a_streamed_file_chunks_as_its_text_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from backends.rag.loaders import open_document
+    from backends.common.loaders import open_document
 
     monkeypatch.setattr("backends.rag.chunking.WINDOW_CHARS", 300)
-    monkeypatch.setattr("backends.rag.loaders.READ_BLOCK_BYTES", 97)
+    monkeypatch.setattr("backends.common.loaders.READ_BLOCK_BYTES", 97)
     text = _awkward_text()
     (tmp_path / "a.txt").write_text(text)
     tokens = FakeEmbedder().token_spans

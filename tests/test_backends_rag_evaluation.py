@@ -13,6 +13,7 @@ from backends.rag import build_index, evaluate_index, retrieval_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rag"
 sys.path.insert(0, str(FIXTURES))
+pytest.importorskip("numpy", reason="needs the rag extra")  # the fake embedder makes numpy vectors
 from rag_fake_embedder import FakeEmbedder  # noqa: E402
 
 

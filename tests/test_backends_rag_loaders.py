@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.rag.loaders import UnreadableFileError, extract_text, list_files
+from backends.common.loaders import UnreadableFileError, extract_text, list_files
 
 CORPUS = Path(__file__).parent / "fixtures" / "rag" / "corpus"
 
@@ -107,9 +107,9 @@ AWKWARD = "\ufeffline one\r\nline two — ünïcödé €\r\n\r\nlast\rline\r\n"
 @pytest.mark.parametrize("block_bytes", [1, 2, 3, 5, 7, 1 << 20])
 def test_streamed_text_reads_as_the_whole_file_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     block_bytes: int) -> None:
-    from backends.rag.loaders import TextFile, open_document
+    from backends.common.loaders import TextFile, open_document
 
-    monkeypatch.setattr("backends.rag.loaders.READ_BLOCK_BYTES", block_bytes)  # cuts CRLF, BOM and characters
+    monkeypatch.setattr("backends.common.loaders.READ_BLOCK_BYTES", block_bytes)  # cuts CRLF, BOM and characters
     path = tmp_path / "a.txt"
     path.write_bytes(AWKWARD)
     doc = open_document(path, "a.txt")
@@ -120,9 +120,9 @@ def test_streamed_text_reads_as_the_whole_file_does(tmp_path: Path, monkeypatch:
 @pytest.mark.parametrize("block_bytes", [3, 1 << 20])
 def test_a_bad_byte_in_streamed_text_says_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 block_bytes: int) -> None:
-    from backends.rag.loaders import open_document
+    from backends.common.loaders import open_document
 
-    monkeypatch.setattr("backends.rag.loaders.READ_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr("backends.common.loaders.READ_BLOCK_BYTES", block_bytes)
     path = tmp_path / "a.md"
     path.write_bytes("héllo wörld ".encode() + b"\xff rest")
     with pytest.raises(UnreadableFileError, match="bad byte at offset 14"):
@@ -130,7 +130,7 @@ def test_a_bad_byte_in_streamed_text_says_where(tmp_path: Path, monkeypatch: pyt
 
 
 def test_other_formats_are_loaded_whole_and_lone_surrogates_are_replaced(tmp_path: Path) -> None:
-    from backends.rag.loaders import Document, open_document
+    from backends.common.loaders import Document, open_document
 
     path = tmp_path / "a.jsonl"
     path.write_text('{"text": "broken \\ud800 escape"}\n')
@@ -140,9 +140,9 @@ def test_other_formats_are_loaded_whole_and_lone_surrogates_are_replaced(tmp_pat
 
 
 def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from backends.rag.loaders import open_document
+    from backends.common.loaders import open_document
 
-    monkeypatch.setattr("backends.rag.loaders.MAX_FILE_BYTES", {"streamed": 3 << 20, "parsed": 1 << 20})
+    monkeypatch.setattr("backends.common.loaders.MAX_FILE_BYTES", {"streamed": 3 << 20, "parsed": 1 << 20})
     (tmp_path / "big.txt").write_bytes(b"x" * (4 << 20))
     (tmp_path / "big.csv").write_bytes(b"text\n" + b"y" * (1 << 20))
     with pytest.raises(UnreadableFileError, match=r"4 MiB is over the 3 MiB limit for a \.txt file; split it"):

@@ -15,6 +15,7 @@ from backends import rag
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rag"
 sys.path.insert(0, str(FIXTURES))
+pytest.importorskip("numpy", reason="needs the rag extra")  # the fake embedder makes numpy vectors
 from rag_fake_embedder import FakeEmbedder  # noqa: E402
 
 

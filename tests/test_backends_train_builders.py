@@ -107,8 +107,8 @@ def test_launch_command_runs_the_worker(tmp_path: Path) -> None:
 
 def test_tiny_demo_builds_and_loads(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
-    from backends.train.data import load_examples
-    from backends.train.tiny import build_tiny_demo, is_demo_model
+    from backends.common.data import load_examples
+    from backends.common.tiny import build_tiny_demo, is_demo_model
 
     records = load_examples(FIXTURES / "sft_chat.jsonl", for_preference=False).records
     path = build_tiny_demo(records, tmp_path / "tiny")
@@ -126,10 +126,10 @@ def test_tiny_demo_builds_and_loads(tmp_path: Path) -> None:
 def test_param_count_matches_real_model(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
     peft = pytest.importorskip("peft")
+    from backends.common.data import load_examples
+    from backends.common.tiny import build_tiny_demo
     from backends.train.builders import _to_lora_config
-    from backends.train.data import load_examples
     from backends.train.fitting import count_params
-    from backends.train.tiny import build_tiny_demo
 
     records = load_examples(FIXTURES / "sft_chat.jsonl", for_preference=False).records
     model = transformers.AutoModelForCausalLM.from_pretrained(build_tiny_demo(records, tmp_path / "tiny"))
@@ -147,8 +147,8 @@ def test_prediction_comes_from_the_estimator(tmp_path: Path) -> None:
                                     reason="advisor.core.estimate.memory.estimate_memory is not written yet")
     if not hasattr(estimator, "estimate_memory"):
         pytest.skip("advisor.core.estimate.memory has no estimate_memory yet")
+    from backends.common.tiny import build_tokenizer, tiny_config
     from backends.train.predict import predict_memory
-    from backends.train.tiny import build_tokenizer, tiny_config
 
     tokenizer = build_tokenizer([{"prompt": "a b", "chosen": "c", "rejected": "d"}])
     config = tiny_config(tokenizer).to_dict()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from advisor.core.errors import AdvisorError, InvalidInputError
-from backends.train.data import detect_format, load_examples, split_examples
+from backends.common.data import detect_format, load_examples, split_examples
 from backends.train.tokens import length_stats
 
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
@@ -125,7 +125,7 @@ def test_length_stats_counts_truncation() -> None:
 
 def test_tokenize_masks_only_assistant_tokens() -> None:
     pytest.importorskip("transformers")
-    from backends.train.tiny import build_tokenizer
+    from backends.common.tiny import build_tokenizer
     from backends.train.tokens import render_sample, tokenize_messages
 
     examples = load_examples(FIXTURES / "sft_chat.jsonl", for_preference=False)

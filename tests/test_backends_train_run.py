@@ -37,7 +37,7 @@ def lora_run(runs: Path):
     from backends.train import run
 
     step = _step(method="lora", max_steps=12, learning_rate=1e-2, lora_rank=8, merge=True)
-    return run(step, runs / "lora", base_dir=ROOT), runs / "lora"
+    return run(step, runs / "lora"), runs / "lora"
 
 
 def _assert_learnt(result) -> None:
@@ -54,7 +54,7 @@ def test_full_fine_tuning_learns_and_saves_a_model(runs: Path) -> None:
 
     from backends.train import run
 
-    result = run(_step(method="full", max_steps=12, learning_rate=3e-3), runs / "full", base_dir=ROOT)
+    result = run(_step(method="full", max_steps=12, learning_rate=3e-3), runs / "full")
     _assert_learnt(result)
     assert result.fit.n_trainable_params == result.fit.n_params
     model = AutoModelForCausalLM.from_pretrained(runs / "full" / "model")
@@ -90,8 +90,7 @@ def test_qlora_learns_on_a_4bit_base(runs: Path) -> None:
     from backends.train import run
     from backends.train.model import load_model
 
-    result = run(_step(method="qlora", max_steps=10, learning_rate=1e-2, lora_rank=8), runs / "qlora",
-                 base_dir=ROOT)
+    result = run(_step(method="qlora", max_steps=10, learning_rate=1e-2, lora_rank=8), runs / "qlora")
     _assert_learnt(result)
     base = load_model(result.base_model_path, "qlora", "fp32")
     assert type(base.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
@@ -111,7 +110,7 @@ def test_dpo_on_top_of_the_sft_adapter(lora_run, runs: Path, tmp_path: Path) -> 
     data.write_text("".join(json.dumps(p) + "\n" for p in pairs))
     step = _step(method="dpo", data_path=str(data), init_adapter=str(lora_dir / "model"), max_steps=16,
                  learning_rate=2e-2)
-    result = run(step, runs / "dpo", base_dir=ROOT)
+    result = run(step, runs / "dpo")
     assert result.status == "succeeded"
     assert result.base_model_path == str((lora_dir / "base-model").resolve())
     assert result.fit.eval_loss_before == pytest.approx(0.6931, abs=1e-3)  # policy == reference: log 2
@@ -127,8 +126,9 @@ def test_resume_after_sigkill_finishes_the_run(runs: Path) -> None:
     plan = runs / "resume-plan.yaml"
     step = _step(method="lora", max_steps=100, learning_rate=1e-2, eval_fraction=0.1).model_dump()
     plan.write_text(yaml.safe_dump({"name": "resume", "steps": [step]}))
-    run_dir = runs / "resume"
-    process = subprocess.Popen([sys.executable, "-m", "advisor", "train", "run", str(plan), "--out", str(run_dir)],
+    out = runs / "resume"
+    run_dir = out / "1-train-lora"  # the plan's first step, in the folder `advisor run` would give it
+    process = subprocess.Popen([sys.executable, "-m", "advisor", "train", "run", str(plan), "--out", str(out)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 240
@@ -141,9 +141,9 @@ def test_resume_after_sigkill_finishes_the_run(runs: Path) -> None:
     assert not (run_dir / "result.json").exists()  # it really was interrupted
 
     _register()
-    refused = CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(run_dir)])
+    refused = CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out)])
     assert refused.exit_code == 2 and "--resume" in refused.stderr
-    resumed = CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(run_dir), "--resume"])
+    resumed = CliRunner().invoke(app, ["train", "run", str(plan), "--out", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     result = json.loads((run_dir / "result.json").read_text())
     assert result["fit"]["resumed_from_step"] >= 10

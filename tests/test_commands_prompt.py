@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from advisor.app.cli import _register, app
 
+pytestmark = pytest.mark.extras("rag")
+
 FIXTURES = Path(__file__).parent / "fixtures" / "prompting"
 _register()
 

@@ -24,7 +24,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every model id loads the fake embedder under that id: fast, offline, deterministic."""
-    monkeypatch.setattr("backends.rag.embedding.SentenceTransformerEmbedder", lambda model_id: FakeEmbedder(model_id=model_id))
+    monkeypatch.setattr("backends.common.embedding.SentenceTransformerEmbedder", lambda model_id: FakeEmbedder(model_id=model_id))
 
 
 @pytest.fixture

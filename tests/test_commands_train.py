@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from advisor.app.cli import _register, app
 
+pytestmark = pytest.mark.extras("train")
+
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
 _register()
 

@@ -130,7 +130,7 @@ def test_a_file_replaced_by_a_folder_mid_build_is_skipped(docs: Path, tmp_path: 
 
 
 def test_a_folder_that_vanishes_while_listing_is_passed_over(docs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from backends.rag.loaders import list_files
+    from backends.common.loaders import list_files
 
     real_walk = os.walk
 
@@ -217,7 +217,7 @@ def test_a_full_disk_through_the_cli_is_one_error_line(docs: Path, tmp_path: Pat
 
     from advisor.app.cli import _register, app
 
-    monkeypatch.setattr("backends.rag.embedding.SentenceTransformerEmbedder",
+    monkeypatch.setattr("backends.common.embedding.SentenceTransformerEmbedder",
                         lambda model_id: FakeEmbedder(model_id=model_id))
     monkeypatch.setattr("backends.rag.index.write_faiss_index", _enospc)
     _register()
@@ -336,7 +336,7 @@ def test_an_index_is_readable_by_its_owner_only(docs: Path, tmp_path: Path) -> N
 
 def test_a_file_over_the_size_limit_is_skipped_with_a_hint(docs: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("backends.rag.loaders.MAX_FILE_BYTES", {"streamed": 1000, "parsed": 1000})
+    monkeypatch.setattr("backends.common.loaders.MAX_FILE_BYTES", {"streamed": 1000, "parsed": 1000})
     (docs / "small.txt").write_text("A short file about kayak paddles.")
     result, warnings = _build(docs, tmp_path / "ix")
     assert result.n_files == 1
@@ -348,7 +348,7 @@ import resource, sys
 sys.path.insert(0, {fixtures!r})
 from pathlib import Path
 from backends.rag.chunking import iter_chunks
-from backends.rag.loaders import open_document
+from backends.common.loaders import open_document
 from rag_fake_embedder import FakeEmbedder
 
 def address_space():
@@ -487,6 +487,33 @@ def test_an_inf_gradient_norm_is_left_to_the_fp16_loss_scaler(tmp_path: Path) ->
     *_, finite = _callbacks(tmp_path / "sessions.json", [], None)
     finite.on_log(SimpleNamespace(fp16=True, learning_rate=1e-4), SimpleNamespace(global_step=3), None,
                   logs={"loss": 2.0, "grad_norm": float("inf")})
+
+
+def test_a_demo_model_build_killed_part_way_is_built_again(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    from backends.common.tiny import MARKER_FILE
+    from backends.train.model import resolve_base_model
+
+    records = [{"messages": [{"role": "user", "content": f"What is {i} plus one?"},
+                             {"role": "assistant", "content": str(i + 1)}]} for i in range(20)]
+    demo = tmp_path / "base-model"
+    demo.mkdir()
+    (demo / "config.json").write_text("{}")  # killed after the config, before the weights and the marker
+    (tmp_path / ".base-model.partial-99999").mkdir()  # a killed build of the new kind
+    path = Path(resolve_base_model("tiny-demo", tmp_path, tmp_path, records))
+    assert (path / MARKER_FILE).is_file() and (path / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base-model"]
+    assert _private(path) == []
+
+
+def test_private_files_restores_the_umask_after_an_error() -> None:
+    from advisor.core.fileio import private_files
+
+    os.umask(before := os.umask(0o022))
+    with pytest.raises(ZeroDivisionError), private_files():
+        assert os.umask(0o077) & 0o077 == 0o077
+        1 / 0  # noqa: B018
+    assert os.umask(before) == before
 
 
 def _plan(runs: Path, name: str, **step) -> Path:

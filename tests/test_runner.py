@@ -175,6 +175,7 @@ def test_demo_substitutes_models_and_caps_steps(tmp_path):
 
 
 
+@pytest.mark.extras("rag")  # the pre-check reads the prompt step's examples with numpy
 def test_cli_without_terminal_needs_yes(plan_file):
     assert_user_error(CliRunner().invoke(app, ["run", str(plan_file)]), "confirmation", "--yes",
                       preamble=True)
@@ -211,6 +212,7 @@ def test_dpo_step_starts_from_the_adapter_the_lora_step_trained(tmp_path):
     assert dpo["base_model_path"] == sft["base_model_path"]
 
 
+@pytest.mark.extras("train")
 def test_a_model_that_is_not_here_fails_in_one_line_with_the_demo_hint(tmp_path):
     fixtures = Path(__file__).parent / "fixtures" / "train"
     plan = {"steps": [{"kind": "train", "method": "lora", "base_model": "example-org/not-cached-model",

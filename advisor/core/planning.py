@@ -45,7 +45,7 @@ def load_plan(path: str | Path) -> Plan:
         pydantic.ValidationError: a field is missing or invalid (the CLI lists them all).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AdvisorError(f"plan file `{path}` does not exist", "write one with `advisor plan answers.yaml -o plan.yaml`")
     data = load_yaml_file(path, "plan file")
     if not isinstance(data, dict):

@@ -37,7 +37,7 @@ def _run(step: PromptStep, ctx: RunContext) -> PromptResult:
 
 
 def _demo(step: PromptStep) -> tuple[PromptStep, str | None]:
-    from backends.train.tiny import TINY_DEMO
+    from backends.common.tiny import TINY_DEMO
 
     if step.model == TINY_DEMO:
         return step, None

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from advisor.core.models import Model
+from backends.common.evaluation import PromptEvaluation, PromptScores
 
 __all__ = ["RESULT_FILE", "BudgetFit", "PromptEvaluation", "PromptResult", "PromptScores", "Shot"]
 
@@ -34,28 +35,6 @@ class BudgetFit(Model):
     n_shots_requested: int = Field(description="The plan's `n_shots`")
     n_clusters: int = Field(description="Clusters the pool was split into: `n_shots`, or fewer for a small pool")
     n_clusters_dropped: int = Field(description="Clusters with no example that fits the remaining budget")
-
-
-class PromptScores(Model):
-    """One prompt's quality on the held-out examples."""
-
-    mean_nll: float = Field(description="Mean negative log-likelihood per reference-answer token (teacher forcing), nats")
-    exact_match: float = Field(description="Share of greedy answers equal to the reference after normalisation")
-    token_f1: float = Field(description="Mean word-overlap F1 of greedy answers against the reference (SQuAD style)")
-    mean_prompt_tokens: float = Field(description="Mean prompt length fed to the model, in tokens")
-
-
-class PromptEvaluation(Model):
-    """Zero-shot against few-shot, same instructions, same held-out examples, same model."""
-
-    n_examples: int = Field(description="Held-out examples evaluated")
-    n_answer_tokens: int = Field(description="Reference-answer tokens the NLL is averaged over")
-    max_new_tokens: int = Field(description="Generation limit: the longest reference answer plus a margin")
-    normalisation: str = Field(description="What exact match and F1 ignore")
-    device: str = Field(description="Where the model ran")
-    zero_shot: PromptScores
-    few_shot: PromptScores
-    wall_seconds: float = Field(description="Time the evaluation took")
 
 
 class PromptResult(Model):

@@ -67,7 +67,7 @@ def _resolve(path: str, base_dir: Path) -> Path:
 
 
 def _model_kind(step: PromptStep, base_dir: Path) -> tuple[ModelKind, Path | None]:
-    from backends.train.tiny import TINY_DEMO
+    from backends.common.tiny import TINY_DEMO
 
     if step.model == TINY_DEMO:
         return "demo", None
@@ -109,7 +109,7 @@ def _static_problems(step: PromptStep, run_dir: Path, base_dir: Path) -> list[st
 
 
 def _context(step: PromptStep, base_dir: Path) -> str:
-    from backends.rag.loaders import UnreadableFileError, extract_text, list_files
+    from backends.common.loaders import UnreadableFileError, extract_text, list_files
 
     folder = _resolve(step.context_path, base_dir)
     files, _ = list_files(folder)
@@ -126,7 +126,7 @@ def _context(step: PromptStep, base_dir: Path) -> str:
 
 
 def _load_inputs(step: PromptStep, base_dir: Path) -> _Inputs:
-    from backends.train.data import load_examples, split_examples
+    from backends.common.data import load_examples, split_examples
 
     pool, held_out, line_of, data_format = [], [], {}, None
     if step.examples_path:
@@ -140,11 +140,11 @@ def _load_inputs(step: PromptStep, base_dir: Path) -> _Inputs:
     kind, path = _model_kind(step, base_dir)
     tokenizer = None
     if kind == "demo":
-        from backends.train.tiny import build_tokenizer
+        from backends.common.tiny import build_tokenizer
 
         tokenizer = build_tokenizer(pool)
     elif kind == "local":
-        from backends.train.model import load_tokenizer
+        from backends.common.hub import load_tokenizer
 
         tokenizer = load_tokenizer(str(path))
     counter = TokenizerCounter(tokenizer, step.model) if tokenizer is not None else HeuristicCounter()
@@ -219,7 +219,7 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
         AdvisorError: the budget cannot hold one shot plus the longest example; nothing is written then.
     """
     from advisor.core.planning import Plan, save_plan
-    from backends.train.tiny import DEMO_NOTE, build_tiny_demo
+    from backends.common.tiny import DEMO_NOTE, build_tiny_demo
 
     run_dir, base_dir = Path(run_dir), Path(base_dir)
     problems = _static_problems(step, run_dir, base_dir)
@@ -253,7 +253,7 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
     write_text_atomic(run_dir / "versions.json", json.dumps(_versions(), indent=2) + "\n")
     evaluation = None
     if inputs.model_kind != "remote" and inputs.held_out:
-        from backends.prompting.evaluation import evaluate_prompts
+        from backends.common.evaluation import evaluate_prompts
 
         evaluation, rows = evaluate_prompts(model_path, inputs.system, shots,
                                             inputs.held_out[: step.max_eval_examples], seed=step.seed)

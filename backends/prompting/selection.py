@@ -60,10 +60,10 @@ def _embed(texts: list[str]) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging
 
-    from backends.rag.embedding import DEFAULT_MODEL, resolve_model_path
+    from backends.common.embedding import DEFAULT_MODEL, resolve_model_path
 
     logging.disable_progress_bar()
-    model = SentenceTransformer(resolve_model_path(DEFAULT_MODEL))
+    model = SentenceTransformer(resolve_model_path(DEFAULT_MODEL), trust_remote_code=False)
     vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float64)
 

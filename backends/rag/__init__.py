@@ -13,14 +13,14 @@ from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.estimate.index import IndexEstimate, choose_index_type, estimate_index
 from advisor.core.models import RagStep
 from backends.base import Backend, Problem, RunContext
+from backends.common.embedding import PACKAGED_ALIASES, load_embedder
+from backends.common.loaders import list_files
 from backends.rag.build import build_index
-from backends.rag.embedding import PACKAGED_ALIASES, load_embedder
 from backends.rag.evaluation import evaluate_index, retrieval_metrics
-from backends.rag.loaders import list_files
 from backends.rag.query import query_index
 from backends.rag.report import report_step
 from backends.rag.results import BuildResult, EvalResult, QueryHit, RagRunResult
-from backends.rag.store import open_index
+from backends.rag.store import index_dir_problem, open_index
 
 __all__ = [
     "BACKEND",
@@ -74,7 +74,9 @@ def check(step: RagStep, run_dir: str | Path | None = None) -> list[Problem]:
                                 hint='pip install "advisor[rag]"'))
     elif model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
         problems.append(Problem(field="embedding_model", message=f"folder `{model}` does not exist"))
-    if run_dir is not None and (Path(run_dir) / step.index_dir / "CURRENT").is_file():
+    if run_dir is not None and (problem := index_dir_problem(Path(run_dir) / step.index_dir)):
+        problems.append(Problem(field="index_dir", message=problem))
+    elif run_dir is not None and (Path(run_dir) / step.index_dir / "CURRENT").is_file():
         try:
             existing = open_index(Path(run_dir) / step.index_dir).manifest.embedding_model
         except AdvisorError:
@@ -106,7 +108,7 @@ def run(step: RagStep, run_dir: str | Path, *, plan_name: str = "plan") -> RagRu
         InvalidInputError: `check` found problems.
         AdvisorError: nothing readable to index, or a model that differs from the existing index's.
     """
-    from advisor.core.fileio import write_text_atomic
+    from advisor.core.fileio import private_files, write_text_atomic
 
     run_dir = Path(run_dir)
     problems = check(step, run_dir)
@@ -126,8 +128,9 @@ def run(step: RagStep, run_dir: str | Path, *, plan_name: str = "plan") -> RagRu
         evaluation = None
     result = RagRunResult(index_dir=str(index_dir), build=build, evaluation=evaluation,
                           index_bytes=_dir_bytes(index_dir))
-    write_text_atomic(run_dir / f"{index_dir.name}.step.json", step.model_dump_json(indent=2))
-    write_text_atomic(run_dir / f"{index_dir.name}.result.json", result.model_dump_json(indent=2))
+    with private_files():  # beside the index, as private as it (the chunk text is the documents')
+        write_text_atomic(run_dir / f"{index_dir.name}.step.json", step.model_dump_json(indent=2))
+        write_text_atomic(run_dir / f"{index_dir.name}.result.json", result.model_dump_json(indent=2))
     return result
 
 

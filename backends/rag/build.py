@@ -30,9 +30,8 @@ from advisor import __version__
 from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.estimate.index import choose_index_type, index_params
 from advisor.core.fileio import private_files
-from backends.rag.chunking import iter_chunks
-from backends.rag.embedding import DEFAULT_MODEL, Embedder, load_embedder
-from backends.rag.loaders import (
+from backends.common.embedding import DEFAULT_MODEL, Embedder, load_embedder
+from backends.common.loaders import (
     SUPPORTED_SUFFIXES,
     UnreadableFileError,
     hash_file,
@@ -40,6 +39,7 @@ from backends.rag.loaders import (
     open_document,
     printable_name,
 )
+from backends.rag.chunking import iter_chunks
 from backends.rag.results import BuildResult, Chunk, FileEntry, Manifest
 from backends.rag.store import (
     OpenIndex,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 
-from backends.rag.loaders import Document, TextFile
+from backends.common.loaders import Document, TextFile
 from backends.rag.results import Chunk
 
 __all__ = ["TokenSpans", "chunk_document", "iter_chunks"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from advisor.core.errors import AdvisorError, InvalidInputError
-from backends.rag.embedding import Embedder, load_embedder
+from backends.common.embedding import Embedder, load_embedder
 from backends.rag.results import EvalResult
 from backends.rag.store import OpenIndex, open_index
 

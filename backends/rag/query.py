@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError, InvalidInputError
-from backends.rag.embedding import Embedder, load_embedder
+from backends.common.embedding import Embedder, load_embedder
 from backends.rag.results import QueryHit
 from backends.rag.store import damaged, open_index
 

@@ -47,6 +47,7 @@ __all__ = [
     "build_lock",
     "claim_index_dir",
     "clean_leftovers",
+    "index_dir_problem",
     "open_index",
     "save_npy",
     "staging_dir",
@@ -196,6 +197,20 @@ def _live_generation(index_dir: Path) -> str | None:
     return name if _GENERATION_NAME.fullmatch(name) and (index_dir / name / MANIFEST_FILE).is_file() else None
 
 
+def index_dir_problem(index_dir: Path) -> str | None:
+    """Why a build may not go into `index_dir` (a file, or a non-empty folder that is no index); None: it may.
+
+    Cheap and without side effects, for `check`; `claim_index_dir` raises it.
+    """
+    if index_dir.is_dir():
+        if (index_dir / MARKER_FILE).is_file():
+            return None
+        if {p.name for p in index_dir.iterdir()} - {LOCK_FILE} and _live_generation(index_dir) is None:
+            return f"`{index_dir}` is not empty and is not an advisor index"
+        return None
+    return f"`{index_dir}` is a file, not a folder" if index_dir.exists() else None
+
+
 def claim_index_dir(index_dir: Path) -> None:
     """Make sure advisor may write (and delete its own files) in `index_dir`, creating it (0700) when missing.
 
@@ -205,18 +220,12 @@ def claim_index_dir(index_dir: Path) -> None:
     Raises:
         AdvisorError: `index_dir` is a file, or a non-empty folder that is not an advisor index.
     """
-    if index_dir.is_dir():
-        if (index_dir / MARKER_FILE).is_file():
-            return
-        entries = {p.name for p in index_dir.iterdir()}
-        if entries - {LOCK_FILE} and _live_generation(index_dir) is None:
-            raise AdvisorError(
-                f"`{index_dir}` is not empty and is not an advisor index",
-                "build into a new or empty folder (advisor deletes only what it created, and cannot tell here)",
-            )
-    elif index_dir.exists():
-        raise AdvisorError(f"`{index_dir}` is a file, not a folder", "give a folder for the index")
-    else:
+    problem = index_dir_problem(index_dir)
+    if problem is not None:
+        raise AdvisorError(problem, "build into a new or empty folder (advisor deletes only what it created)")
+    if (index_dir / MARKER_FILE).is_file():
+        return
+    if not index_dir.exists():
         index_dir.mkdir(parents=True, mode=0o700)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_text_atomic(index_dir / MARKER_FILE, f"advisor RAG index, claimed {created}. advisor writes and deletes "

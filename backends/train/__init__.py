@@ -71,7 +71,7 @@ DEMO_MAX_STEPS = 60
 
 
 def _demo(step: TrainStep) -> tuple[TrainStep, str | None]:
-    from backends.train.tiny import TINY_DEMO
+    from backends.common.tiny import TINY_DEMO
 
     if step.base_model == TINY_DEMO:
         return step, None

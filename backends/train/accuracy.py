@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from advisor.core.models import Model
-from backends.prompting.results import PromptScores
+from backends.common.evaluation import PromptScores
 
 __all__ = ["TaskAccuracy", "task_accuracy"]
 
@@ -33,8 +33,8 @@ class TaskAccuracy(Model):
 
 def task_accuracy(base_model: str, trained_dir: Path, held_out: list[dict], seed: int = 0) -> TaskAccuracy | None:
     """Score base and trained model on up to `MAX_EXAMPLES` held-out chat records; None when there are none."""
-    from backends.prompting.evaluation import NORMALISATION, evaluate_prompts
-    from backends.prompting.template import shared_system
+    from backends.common.chat import shared_system
+    from backends.common.evaluation import NORMALISATION, evaluate_prompts
 
     records = [r for r in held_out if "messages" in r][:MAX_EXAMPLES]
     if not records:

@@ -15,7 +15,7 @@ from pydantic import Field
 from advisor.core.errors import AdvisorError
 from advisor.core.estimate.fit import fits_device
 from advisor.core.models import MemoryEstimate, Model, TrainStep
-from backends.train.data import load_examples, split_examples
+from backends.common.data import load_examples, split_examples
 from backends.train.device import DeviceInfo, choose_precision, probe_device
 from backends.train.fit import last_checkpoint
 from backends.train.fitting import cheapest_fitting_change, count_params
@@ -72,9 +72,9 @@ class TrainCheck(Model):
 
 def _inspect_base(step: TrainStep, run_dir: Path, train: list[dict]) -> tuple[str, object, dict]:
     """(label, tokenizer, config dict) of the base model, without loading weights or writing anything."""
+    from backends.common.tiny import TINY_DEMO, build_tokenizer, tiny_config
     from backends.train.dpo import resolve_dpo_base
     from backends.train.model import load_tokenizer, read_hf_config, resolve_base_model
-    from backends.train.tiny import TINY_DEMO, build_tokenizer, tiny_config
 
     adapter = Path(step.init_adapter) if step.init_adapter else None
     base = resolve_dpo_base(step, adapter)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from advisor.core.errors import AdvisorError
 from advisor.core.models import TrainStep
+from backends.common.tiny import TINY_DEMO, is_demo_model
 from backends.train.builders import _to_dpo_config, _to_lora_config
 from backends.train.model import load_model
-from backends.train.tiny import TINY_DEMO, is_demo_model
 from backends.train.tokens import PLAIN_ROLE_HEADERS
 
 __all__ = ["adapter_base", "build_dpo_trainer", "preference_dataset"]

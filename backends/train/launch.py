@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from advisor.core.fileio import write_text_atomic
 from advisor.core.models import TrainStep
 
 __all__ = ["accelerate_config", "launch_command", "write_accelerate_config"]
@@ -67,7 +68,7 @@ def write_accelerate_config(step: TrainStep, precision: str, run_dir: Path) -> P
     import yaml
 
     path = run_dir / CONFIG_FILE
-    path.write_text(yaml.safe_dump(accelerate_config(step, precision), sort_keys=True))
+    write_text_atomic(path, yaml.safe_dump(accelerate_config(step, precision), sort_keys=True))
     return path
 
 

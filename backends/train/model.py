@@ -11,8 +11,9 @@ from pathlib import Path
 
 from advisor.core.errors import AdvisorError
 from advisor.core.fileio import private_files
+from backends.common.hub import load_tokenizer, unreachable
+from backends.common.tiny import TINY_DEMO, build_tiny_demo, is_demo_model
 from backends.train.builders import _to_bnb_config, torch_dtype
-from backends.train.tiny import TINY_DEMO, build_tiny_demo, is_demo_model
 
 __all__ = ["load_model", "load_tokenizer", "loss_batches", "mean_eval_loss", "merge_adapter", "read_hf_config", "resolve_base_model"]
 
@@ -61,13 +62,6 @@ def resolve_base_model(base_model: str, base_dir: Path, run_dir: Path, train_rec
     return base_model
 
 
-def _unreachable(model: str, exc: Exception) -> AdvisorError:
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return AdvisorError(f"cannot load base model `{model}`: {first_line}",
-                        "check the id, log in with `hf auth login` for gated models, go online once so it is "
-                        "cached, give a local folder — or `advisor run --demo` for the offline demonstration model")
-
-
 def read_hf_config(model: str) -> dict:
     """The model's `config.json` as a dict (local folder, or the Hub/cache).
 
@@ -82,24 +76,7 @@ def read_hf_config(model: str) -> dict:
     try:
         return AutoConfig.from_pretrained(model, trust_remote_code=False).to_dict()
     except (OSError, ValueError) as exc:
-        raise _unreachable(model, exc) from None
-
-
-def load_tokenizer(model: str):
-    """The tokenizer, with a pad token (EOS when the model has none).
-
-    Raises:
-        AdvisorError: it cannot be found (offline and not cached, or no such model).
-    """
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
-        raise _unreachable(model, exc) from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+        raise unreachable(model, exc) from None
 
 
 def load_model(model: str, train_method: str, precision: str, *, dequantize: bool = False):

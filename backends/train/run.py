@@ -12,15 +12,15 @@ import subprocess
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError, RunFailedError
-from advisor.core.fileio import write_text_atomic
+from advisor.core.fileio import private_files, write_text_atomic
 from advisor.core.models import TrainStep
+from backends.common.data import load_examples, split_examples
+from backends.common.tiny import DEMO_NOTE, is_demo_model
 from backends.train.check import check, raise_for_errors
-from backends.train.data import load_examples, split_examples
 from backends.train.device import choose_precision, probe_device
 from backends.train.fit import fit, last_checkpoint
 from backends.train.measure import MemoryMeter
 from backends.train.results import RESULT_FILE, MergeCheck, TrainResult, compare_memory, library_versions
-from backends.train.tiny import DEMO_NOTE, is_demo_model
 
 __all__ = ["run", "train_here"]
 
@@ -107,7 +107,7 @@ def _write_provenance(step: TrainStep, run_dir: Path, plan_name: str) -> None:
     from advisor.core.planning import Plan, save_plan
 
     save_plan(Plan(name=plan_name, steps=[step]), run_dir / PLAN_FILE)
-    (run_dir / VERSIONS_FILE).write_text(json.dumps(library_versions(), indent=2) + "\n")
+    write_text_atomic(run_dir / VERSIONS_FILE, json.dumps(library_versions(), indent=2) + "\n")
 
 
 def _write_result(result: TrainResult, run_dir: Path) -> None:
@@ -140,12 +140,13 @@ def run(step: TrainStep, run_dir: str | Path, *, resume: bool = False, force: bo
     raise_for_errors(check(step, run_dir), force=force)
     if not resume:
         _clear_previous(step, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_provenance(step, run_dir, plan_name)
-    if step.n_gpus > 1:
-        result = _launch(step, run_dir, resume=resume)
-    else:
-        result = train_here(step, run_dir, resume=resume)
+    with private_files():  # adapters, checkpoints and results are the user's alone (0700/0600)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_provenance(step, run_dir, plan_name)
+        if step.n_gpus > 1:
+            result = _launch(step, run_dir, resume=resume)
+        else:
+            result = train_here(step, run_dir, resume=resume)
     if result.status != "succeeded":
         raise RunFailedError(f"training in `{run_dir}` failed: {result.failure}", f"see `{run_dir / RESULT_FILE}`")
     return result

@@ -55,19 +55,6 @@ def _pre_check(inp, run_dir: Path, *, force: bool) -> None:
         raise InvalidInputError(problems, hint="fix the plan or the data; nothing has run yet")
 
 
-def _check_out(run_dir: Path) -> None:
-    """The run folder can be created and written: one line when it is a file or not writable."""
-    import os
-
-    from advisor.core.errors import AdvisorError
-
-    if run_dir.exists() and not run_dir.is_dir():
-        raise AdvisorError(f"--out `{run_dir}` is a file, not a folder", "give a folder for the run")
-    parent = next((p for p in [run_dir, *run_dir.parents] if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise AdvisorError(f"--out `{run_dir}`: `{parent}` is not writable", "choose a folder you can write to")
-
-
 @app.command("run")
 def run_command(
     source: Annotated[Path, typer.Argument(help="answers.yaml (recommend and plan first) or plan.yaml")],
@@ -79,11 +66,12 @@ def run_command(
     """Recommend, plan and execute every step, then report what was predicted beside what was measured."""
     with user_errors():
         from advisor.app import runner
+        from advisor.app.paths import check_output_dir
         from advisor.core.errors import AdvisorError
 
         inp = runner.prepare(source, demo=demo)
         run_dir = out or Path("runs") / inp.plan.name
-        _check_out(run_dir)
+        check_output_dir(run_dir, "--out")
         for line in _preview(inp):
             typer.echo(line, err=True)
         _pre_check(inp, run_dir, force=force)

@@ -56,23 +56,29 @@ def _benefit_lines(row: dict[str, Any]) -> list[tuple[str, str]]:
     return [(q, v) for q, v in row.get("benefit_rows", [])]
 
 
+def _md(text: Any) -> str:
+    from advisor.app.render.safe import markdown_text
+
+    return markdown_text(text)
+
+
 def _markdown(data: dict[str, Any]) -> str:
-    lines = [f"# Run report: {data['plan']}", ""]
+    lines = [f"# Run report: {_md(data['plan'])}", ""]
     rec = data["recommendation"]
     if rec:
         lines.append(f"Recommendation: **{rec['primary']}**, stack {' + '.join(rec['stack'])} "
                      f"(rules {data['rules_version']}, advisor {data['advisor_version']}).")
-    lines.append(f"Input: `{data['input']}`.")
+    lines.append(f"Input: {_md(data['input'])}.")
     if data["demo_substitutions"]:
         lines += ["", "**Executed with the offline demonstration model** (a tiny randomly initialised model built "
                   "from a config): its memory, time and losses show that the pipeline works, not what the real "
-                  "model would achieve. Substituted:", *[f"- {s}" for s in data["demo_substitutions"]]]
+                  "model would achieve. Substituted:", *[f"- {_md(s)}" for s in data["demo_substitutions"]]]
     for row in data["steps"]:
-        lines += ["", f"## Step {row['step']}: {row['label']} ({row['status']}, {row['seconds']:.1f} s)", "",
+        lines += ["", f"## Step {row['step']}: {_md(row['label'])} ({row['status']}, {row['seconds']:.1f} s)", "",
                   "| quantity | predicted | measured |", "|---|---|---|"]
-        lines += [f"| {q} | {p} | {m} |" for q, p, m in _step_lines(row)]
+        lines += [f"| {_md(q)} | {_md(p)} | {_md(m)} |" for q, p, m in _step_lines(row)]
         lines += ["", "| measured benefit | value |", "|---|---|"]
-        lines += [f"| {q} | {v} |" for q, v in _benefit_lines(row)]
+        lines += [f"| {_md(q)} | {_md(v)} |" for q, v in _benefit_lines(row)]
     return "\n".join(lines) + "\n"
 
 

@@ -15,14 +15,25 @@ __all__ = ["GpuFit", "JobEstimate", "JobRequest", "run_estimate"]
 SEQ_SEARCH_CAP = 1 << 20
 
 
+# Upper bounds on the request, far above any real job, so that absurd input is a field error, not an
+# hours-long search or a 300-digit cost: a trillion examples, 10,000 epochs, 2^24 tokens per example.
+MAX_EXAMPLES = 10**12
+MAX_EPOCHS = 10_000
+MAX_MEAN_TOKENS = 2**24
+
+
 class JobRequest(Model):
     """What the user asked for beyond the job itself."""
 
+    model_config = Model.model_config | {"allow_inf_nan": False}
+
     gpu: GpuSpec | None = Field(None, description="The GPU to judge fit, time and cost on; None: memory only")
     headroom: float = Field(DEFAULT_HEADROOM, ge=0, lt=1, description="Share of GPU memory kept free")
-    examples: int | None = Field(None, ge=1, description="Training examples for time and cost; None: skip")
-    epochs: float = Field(1.0, gt=0, description="Passes over the examples")
-    mean_tokens: float | None = Field(None, gt=0, description="Mean tokens per example; None: the sequence length")
+    examples: int | None = Field(None, ge=1, le=MAX_EXAMPLES, description="Training examples for time and cost; "
+                                 "None: skip")
+    epochs: float = Field(1.0, gt=0, le=MAX_EPOCHS, description="Passes over the examples")
+    mean_tokens: float | None = Field(None, gt=0, le=MAX_MEAN_TOKENS, description="Mean tokens per example; None: "
+                                      "the sequence length")
     utilization: float | None = Field(None, gt=0, le=1, description="MFU; None: the prior for method and GPU")
     fit_all: bool = Field(False, description="Check every catalog GPU")
     max_batch: bool = Field(False, description="Search the largest micro-batch that fits `gpu`")

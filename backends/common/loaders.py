@@ -41,9 +41,10 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf
 STREAMED_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 READ_BLOCK_BYTES = 1 << 20  # plain text is read and handed to the chunker 1 MiB at a time
 TEXT_PIECE_CHARS = 1 << 20  # in-memory text is handed over in pieces of this many characters
-# Largest file read, by how it is read. Streamed text costs memory only for the chunks and vectors it yields
-# (about 4 bytes per byte of text: chunk text with its overlap, its record, a 384-float vector per ~1 KB chunk);
-# the others are parsed whole (pypdf, csv and json objects take several times the file size).
+# Largest file read, by how it is read. Streamed text costs memory only for the chunks and vectors it yields:
+# measured 3.2 bytes per byte of text for the chunk records (text with its overlap, offsets, hash), plus 1.5 per
+# copy of the vectors (384 float32 per ~1 KB chunk), so a 256 MiB file peaks near 2 GiB. The others are parsed
+# whole (pypdf pages, csv and json objects take several times the file size), hence the lower limit.
 MAX_FILE_BYTES = {"streamed": 256 << 20, "parsed": 64 << 20}
 TEXT_COLUMN_NAMES = ("text", "content", "body", "document", "passage", "chunk", "abstract", "description")
 GUESS_ROWS = 100  # rows looked at when guessing the text column

@@ -15,10 +15,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from backends.prompting.results import PromptEvaluation, PromptScores
-from backends.prompting.template import build_messages, render_text, split_record
+from pydantic import Field
 
-__all__ = ["evaluate_prompts", "exact_match", "normalise_answer", "token_f1"]
+from advisor.core.models import Model
+from backends.common.chat import build_messages, render_text, split_record
+
+__all__ = [
+    "NORMALISATION",
+    "PromptEvaluation",
+    "PromptScores",
+    "evaluate_prompts",
+    "exact_match",
+    "normalise_answer",
+    "token_f1",
+]
 
 # Tokens generated beyond the longest reference answer, so a model that answers correctly and then stops
 # (EOS) is not cut off; it also bounds the cost of a model that never stops.
@@ -26,6 +36,29 @@ GENERATION_MARGIN_TOKENS = 8
 MAX_NEW_TOKENS = 256
 NORMALISATION = "lower case, punctuation removed, whitespace collapsed"
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
+
+
+class PromptScores(Model):
+    """One prompt's quality on the held-out examples."""
+
+    mean_nll: float = Field(description="Mean negative log-likelihood per reference-answer token (teacher forcing), nats")
+    exact_match: float = Field(description="Share of greedy answers equal to the reference after normalisation")
+    token_f1: float = Field(description="Mean word-overlap F1 of greedy answers against the reference (SQuAD style)")
+    mean_prompt_tokens: float = Field(description="Mean prompt length fed to the model, in tokens")
+
+
+class PromptEvaluation(Model):
+    """Zero-shot against few-shot, same instructions, same held-out examples, same model."""
+
+    n_examples: int = Field(description="Held-out examples evaluated")
+    n_answer_tokens: int = Field(description="Reference-answer tokens the NLL is averaged over")
+    max_new_tokens: int = Field(description="Generation limit: the longest reference answer plus a margin")
+    normalisation: str = Field(description="What exact match and F1 ignore")
+    device: str = Field(description="Where the model ran")
+    zero_shot: PromptScores
+    few_shot: PromptScores
+    wall_seconds: float = Field(description="Time the evaluation took")
+
 
 
 def normalise_answer(text: str) -> str:
@@ -58,8 +91,8 @@ def _load(model_dir: str):
     logging.set_verbosity_error()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False).to(device).eval()
     return model, tokenizer, device
 
 
