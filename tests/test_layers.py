@@ -90,3 +90,35 @@ def test_no_code_outside_the_backends_names_a_step_kind() -> None:
     bad = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for path in _files("advisor/app")
            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if pattern.search(line)]
     assert not bad, "\n".join(bad)
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules a file imports when it runs (module- or function-level), `if TYPE_CHECKING:` blocks left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(child) for child in ast.walk(node)}
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """cli ↔ commands, report ↔ report_recommend, runner ↔ run report: each such pair imported the other."""
+    modules = {}
+    for folder in ("advisor", "backends"):
+        for path in _files(folder):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            modules[name] = path
+    graph = {name: {m for m in _runtime_imports(path) if m in modules and m != name} for name, path in modules.items()}
+    cycles = sorted({tuple(sorted((a, b))) for a, targets in graph.items() for b in targets if a in graph.get(b, ())
+                     and not (a.startswith(b + ".") or b.startswith(a + "."))})
+    assert not cycles, cycles

@@ -10,8 +10,9 @@ import html
 import math
 from typing import TYPE_CHECKING, Any
 
+from advisor.app.render.labels import MEMORY_ROWS
 from advisor.app.render.safe import markdown_text, one_line, terminal_text
-from advisor.app.render.terminal import MEMORY_ROWS, GiB, fmt_bytes
+from advisor.core.units import GiB, fmt_bytes
 
 if TYPE_CHECKING:
     from rich.console import Console

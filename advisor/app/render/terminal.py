@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from advisor.app.render.labels import MEMORY_ROWS
 from advisor.core.units import fmt_bytes
 
 if TYPE_CHECKING:
@@ -29,20 +30,7 @@ __all__ = [
     "write_report",
 ]
 
-GiB = 1024**3
 
-MEMORY_ROWS = [
-    ("weights_bytes", "weights"),
-    ("master_weights_bytes", "fp32 master weights"),
-    ("gradients_bytes", "gradients"),
-    ("optimizer_bytes", "optimizer state"),
-    ("activations_bytes", "activations (saved for backward)"),
-    ("logits_bytes", "logits and loss over the vocabulary"),
-    ("reference_bytes", "DPO reference model"),
-    ("kbit_prep_bytes", "fp32 upcast of k-bit prep (weights, activations)"),
-    ("kv_cache_bytes", "KV cache"),
-    ("workspace_bytes", "workspace (recompute, dequantize, gather)"),
-]
 
 
 def make_console(file: Any = None, width: int | None = None) -> Console:
