@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from advisor.core.estimate.index import (
@@ -68,10 +66,3 @@ def test_index_bytes_match_a_real_faiss_file(tmp_path, kind: str) -> None:
     predicted = estimate_index(n, dim, kind).index_bytes
     # HNSW stores levels and per-level offsets besides the links (≈ 12 bytes/vector more); 15 % covers it
     assert actual == pytest.approx(predicted, rel=0.15)
-
-
-def test_sizing_imports_nothing_heavy() -> None:
-    import subprocess
-
-    code = "import sys, advisor.core.estimate.index; print(sorted(m for m in ('numpy', 'faiss', 'torch') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

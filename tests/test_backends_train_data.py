@@ -53,7 +53,7 @@ def test_instruction_input_joins_the_user_turn() -> None:
 
 def test_every_bad_line_is_listed_with_its_number() -> None:
     with pytest.raises(InvalidInputError) as caught:
-        load_examples(FIXTURES / "bad_lines.jsonl", for_preference=False)
+        load_examples(FIXTURES / "bad_lines.jsonl", for_preference=False, strict=True)
     assert caught.value.problems == [
         "bad_lines.jsonl:2: missing field `output`",
         "bad_lines.jsonl:3: empty `output`",
@@ -62,6 +62,18 @@ def test_every_bad_line_is_listed_with_its_number() -> None:
         "bad_lines.jsonl:6: expected a JSON object, got list",
         "bad_lines.jsonl:7: `output` must be a string, got int",
     ]
+    # Without `strict` the duplicate is dropped, not an error; the malformed lines still are.
+    with pytest.raises(InvalidInputError) as caught:
+        load_examples(FIXTURES / "bad_lines.jsonl", for_preference=False)
+    assert not any("duplicate" in p for p in caught.value.problems) and len(caught.value.problems) == 5
+
+
+def test_an_exact_duplicate_is_dropped_and_counted(tmp_path: Path) -> None:
+    lines = (FIXTURES / "sft_instruction.jsonl").read_text().splitlines()
+    path = tmp_path / "dup.jsonl"
+    path.write_text("\n".join([*lines, lines[3]]) + "\n")
+    examples = load_examples(path, for_preference=False)
+    assert len(examples.records) == len(lines) and examples.dropped_duplicates == [(len(lines) + 1, 4)]
 
 
 def test_chat_roles_are_checked() -> None:

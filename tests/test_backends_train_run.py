@@ -148,3 +148,18 @@ def test_resume_after_sigkill_finishes_the_run(runs: Path) -> None:
     result = json.loads((run_dir / "result.json").read_text())
     assert result["fit"]["resumed_from_step"] >= 10
     assert result["fit"]["global_step"] == result["fit"]["max_steps"] == 100
+
+
+def test_a_duplicate_line_is_dropped_and_the_run_trains(runs: Path, tmp_path: Path) -> None:
+    # issue 10: one duplicate line used to refuse the whole file.
+    from backends.train import run
+
+    lines = (FIXTURES / "sft_instruction.jsonl").read_text().splitlines()
+    data = tmp_path / "dup.jsonl"
+    data.write_text("\n".join([*lines, lines[0]]) + "\n")
+    result = run(_step(method="lora", max_steps=2, data_path=str(data)), runs / "dup")
+    assert result.status == "succeeded"
+    assert result.n_train_examples + result.n_eval_examples == len(lines)
+    assert result.audit is not None and result.audit.n_exact_duplicates == 1
+    written = json.loads((runs / "dup" / "result.json").read_text())
+    assert written["audit"]["exact_duplicates"] == [{"line": len(lines) + 1, "first_line": 1}]

@@ -212,15 +212,3 @@ def test_failed_hub_fetch_gives_the_hint(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_family_specific_fields(name: str, expected: dict) -> None:
     spec = catalog.resolve_model(name)
     assert {k: getattr(spec, k) for k in expected} == expected
-
-
-def test_catalog_import_stays_light() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, advisor.core.catalog as c; c.load_models(); c.load_gpus(); "
-        "print([m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,12 +84,3 @@ def test_check_reports_problems_with_exit_1(tmp_path: Path) -> None:
     assert good.exit_code == 0 and "ready to run" in good.stdout
     bad = CliRunner().invoke(app, ["prompt", "check", str(_plan(tmp_path, max_prompt_tokens=20, model="./nope"))])
     assert bad.exit_code == 1 and "model: folder" in bad.stdout and "verdict   this run would fail" in bad.stdout
-
-
-def test_help_does_not_import_heavy_modules() -> None:
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom advisor.app.cli import _register, app\n_register()\n"
-            "assert CliRunner().invoke(app, ['prompt', '--help']).exit_code == 0\n"
-            "import backends.prompting\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'numpy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

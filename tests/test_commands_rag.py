@@ -132,14 +132,3 @@ def test_eval_of_a_corrupt_manifest(index: Path) -> None:
 
 def test_eval_with_a_missing_question_file(index: Path, tmp_path: Path) -> None:
     _assert_user_error(runner.invoke(app, ["rag", "eval", str(index), str(tmp_path / "qa.jsonl")]), "does not exist")
-
-
-def test_help_imports_nothing_heavy() -> None:
-    import subprocess
-
-    code = (
-        "import sys; from typer.testing import CliRunner; from advisor.app.cli import app, _register; _register(); "
-        "r = CliRunner().invoke(app, ['rag', 'build', '--help']); assert r.exit_code == 0, r.output; "
-        "print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers', 'transformers') if m in sys.modules))"
-    )
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

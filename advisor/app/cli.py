@@ -106,9 +106,9 @@ def _register() -> None:
     # Each command module has its own Typer (top-level commands and its groups); this composes them, once.
     if _REGISTERED:
         return
-    from advisor.app.commands import ask, estimate, prompt, rag, recommend, run, train
+    from advisor.app.commands import ask, data, estimate, prompt, rag, recommend, run, train
 
-    for module in (ask, estimate, recommend, run, rag, train, prompt):
+    for module in (ask, estimate, recommend, run, rag, train, prompt, data):
         app.add_typer(module.app)
     _REGISTERED.append(True)
 

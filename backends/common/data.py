@@ -7,7 +7,9 @@ Formats (one JSON object per line; other keys are ignored):
 - ``prompt_completion``: ``prompt``, ``completion``
 - ``preference``: ``prompt``, ``chosen``, ``rejected`` (DPO)
 
-Supervised formats are normalised to chat ``messages``; preference pairs stay as three strings. Pure Python:
+Supervised formats are normalised to chat ``messages``; preference pairs stay as three strings. Exact duplicates
+(the same normalised record twice) are dropped and counted, the first copy kept; ``strict=True`` refuses them.
+The split keeps groups of related records (``backends.common.groups.split_groups``) on one side. Pure Python:
 nothing heavy is imported here, so ``advisor train check`` can report bad lines before loading any library.
 """
 
@@ -23,7 +25,7 @@ from pydantic import Field
 from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.models import Model
 
-__all__ = ["DataFormat", "Examples", "detect_format", "load_examples", "split_examples"]
+__all__ = ["DataFormat", "Examples", "detect_format", "held_out_indices", "load_examples", "split_examples"]
 
 DataFormat = Literal["instruction", "chat", "prompt_completion", "preference"]
 
@@ -46,6 +48,8 @@ class Examples(Model):
     format: DataFormat = Field(description="Format detected from the fields")
     records: list[dict] = Field(description="`{messages}` for supervised data, `{prompt, chosen, rejected}` for DPO")
     line_numbers: list[int] = Field(description="Line of each record in the file, 1-based")
+    dropped_duplicates: list[tuple[int, int]] = Field(
+        default_factory=list, description="(line dropped, line of the copy kept) for each exact duplicate, 1-based")
 
 
 def detect_format(record: dict) -> DataFormat | None:
@@ -146,15 +150,17 @@ def _majority_format(parsed: list[tuple[int, dict]]) -> DataFormat | None:
     return max(counts, key=lambda f: counts[f]) if counts else None
 
 
-def load_examples(path: str | Path, *, for_preference: bool) -> Examples:
+def load_examples(path: str | Path, *, for_preference: bool | None, strict: bool = False) -> Examples:
     """Read a JSON Lines file, detect its format and validate every line.
 
     Args:
         path: The file.
-        for_preference: True for DPO (needs prompt/chosen/rejected), False for supervised fine-tuning.
+        for_preference: True for DPO (needs prompt/chosen/rejected), False for supervised fine-tuning, None for
+            whichever the file holds (`advisor data audit`).
+        strict: Refuse exact duplicates as bad lines instead of dropping them (the first copy is kept).
 
     Returns:
-        Every record, normalised, with its line number.
+        Every record, normalised, with its line number; `dropped_duplicates` lists what was dropped.
 
     Raises:
         AdvisorError: the file is missing or empty, or its format does not suit the method.
@@ -171,11 +177,11 @@ def load_examples(path: str | Path, *, for_preference: bool) -> Examples:
         known = "; ".join(f"{name}: {', '.join(fields)}" for name, fields in FORMAT_FIELDS.items())
         raise InvalidInputError([*problems, f"{path.name}: no line has the fields of a known format"][:MAX_PROBLEMS_SHOWN],
                                 hint=f"known formats — {known}")
-    if for_preference != (fmt == "preference"):
+    if for_preference is not None and for_preference != (fmt == "preference"):
         wanted = "prompt/chosen/rejected pairs" if for_preference else "instruction/output, messages or prompt/completion"
         raise AdvisorError(f"`{path.name}` holds {fmt} data, but this method needs {wanted}",
                            "use method `dpo` for preference pairs and full/lora/qlora for the others")
-    records, line_numbers, seen = [], [], {}
+    records, line_numbers, seen, dropped = [], [], {}, []
     for number, record in parsed:
         normalised, problem = _normalise(record, fmt)
         if problem:
@@ -183,7 +189,10 @@ def load_examples(path: str | Path, *, for_preference: bool) -> Examples:
             continue
         key = json.dumps(normalised, sort_keys=True)
         if key in seen:
-            problems.append(f"{path.name}:{number}: duplicate of line {seen[key]}")
+            if strict:
+                problems.append(f"{path.name}:{number}: duplicate of line {seen[key]}")
+            else:
+                dropped.append((number, seen[key]))
             continue
         seen[key] = number
         records.append(normalised)
@@ -194,21 +203,55 @@ def load_examples(path: str | Path, *, for_preference: bool) -> Examples:
         if len(problems) > len(shown):
             shown.append(f"... and {len(problems) - len(shown)} more bad lines")
         raise InvalidInputError(shown, hint=f"fix these {len(problems)} lines of `{path}`; nothing was trained")
-    return Examples(path=str(path), format=fmt, records=records, line_numbers=line_numbers)
+    return Examples(path=str(path), format=fmt, records=records, line_numbers=line_numbers,
+                    dropped_duplicates=dropped)
 
 
-def split_examples(examples: Examples, eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Shuffle with `seed` and hold out `eval_fraction` of the records (at least one when the fraction is > 0).
+def split_examples(examples: Examples, eval_fraction: float, seed: int, *,
+                   groups: list[int] | None = None) -> tuple[list[dict], list[dict]]:
+    """Shuffle with `seed` and hold out `eval_fraction` of the records, whole groups at a time.
+
+    Records in one group (near-duplicates, the same prompt, the same long answer: see
+    `backends.common.groups.split_groups`) all land on the same side, so the validation split does not score
+    what training already showed. Groups are taken in shuffled order while they fit the held-out size; with
+    no groups this is exactly the plain shuffled split. If no group fits, the plain split is used (the audit's
+    leakage check then reports the straddling groups).
+
+    Args:
+        examples: The loaded file.
+        eval_fraction: Share held out (at least one record when > 0).
+        seed: Shuffle seed.
+        groups: A group id per record; None computes them with `split_groups`.
 
     Raises:
         AdvisorError: too few records to leave both splits non-empty.
     """
-    records = list(examples.records)
-    random.Random(seed).shuffle(records)
-    n_eval = max(1, round(len(records) * eval_fraction)) if eval_fraction > 0 else 0
-    if len(records) - n_eval < 1:
+    order = list(range(len(examples.records)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, round(len(order) * eval_fraction)) if eval_fraction > 0 else 0
+    if len(order) - n_eval < 1:
         raise AdvisorError(
-            f"`{examples.path}` has {len(records)} examples: too few to hold out {n_eval} for validation",
+            f"`{examples.path}` has {len(order)} examples: too few to hold out {n_eval} for validation",
             "add examples or lower `eval_fraction`",
         )
-    return records[n_eval:], records[:n_eval]
+    if groups is None:
+        from backends.common.groups import split_groups
+
+        groups = split_groups(examples.records)
+    held_out = held_out_indices(order, groups, n_eval)
+    records = examples.records
+    return [records[i] for i in order if i not in held_out], [records[i] for i in order if i in held_out]
+
+
+def held_out_indices(order: list[int], groups: list[int], n_eval: int) -> set[int]:
+    """Indices held out: whole groups in `order` of first appearance while they fit `n_eval`; plain if none fits."""
+    members: dict[int, list[int]] = {}
+    for index in order:
+        members.setdefault(groups[index], []).append(index)
+    held_out: set[int] = set()
+    for group in members.values():  # dicts keep insertion order: first appearance in the shuffle
+        if len(held_out) + len(group) <= n_eval:
+            held_out.update(group)
+        if len(held_out) == n_eval:
+            break
+    return held_out if held_out or not n_eval else set(order[:n_eval])

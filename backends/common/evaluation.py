@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
 # (EOS) is not cut off; it also bounds the cost of a model that never stops.
 GENERATION_MARGIN_TOKENS = 8
 MAX_NEW_TOKENS = 256
+PROGRESS_SECONDS = 2.0  # stderr gets a progress line at most this often (a phase over ~2 s shows progress)
 NORMALISATION = "lower case, punctuation removed, whitespace collapsed"
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
 
@@ -117,7 +119,7 @@ def _score(model, tokenizer, prompt_text: str, answer: str, max_new_tokens: int)
 
 
 def evaluate_prompts(model_dir: str | Path, system: str, shots: list[dict], held_out: list[dict],
-                     seed: int = 0) -> tuple[PromptEvaluation, list[dict]]:
+                     seed: int = 0, label: str = "the model") -> tuple[PromptEvaluation, list[dict]]:
     """Score the zero-shot and the few-shot prompt on `held_out` with the local model in `model_dir`.
 
     Args:
@@ -126,9 +128,11 @@ def evaluate_prompts(model_dir: str | Path, system: str, shots: list[dict], held
         shots: The few-shot prompt's examples (normalised records).
         held_out: Examples never used as shots; the last assistant turn is the reference.
         seed: torch seed (greedy decoding is deterministic; this pins anything else).
+        label: What is evaluated, for the progress lines on stderr (every `PROGRESS_SECONDS` at most).
 
     Returns:
-        The scores, and one row per example (reference, both answers and NLLs) for `eval_examples.jsonl`.
+        The scores, and one row per example (reference, both answers, their NLL per answer token, exact
+        match and F1: `zero_shot_*`, `few_shot_*`) for `eval_examples.jsonl` and paired tests.
     """
     import torch
 
@@ -139,20 +143,30 @@ def evaluate_prompts(model_dir: str | Path, system: str, shots: list[dict], held
     longest = max(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for _, a in references)
     max_new_tokens = min(longest + GENERATION_MARGIN_TOKENS, MAX_NEW_TOKENS)
     totals = {kind: {"nll": 0.0, "tokens": 0, "em": 0.0, "f1": 0.0, "prompt": 0} for kind in ("zero", "few")}
-    rows = []
+    rows, last_report = [], start
     for question, answer in references:
         row = {"question": question[-1]["content"], "reference": answer}
+        scored = None
         for kind, prompt_shots in (("zero", []), ("few", shots)):
-            text = render_text(build_messages(system, prompt_shots, question), tokenizer, add_generation_prompt=True)
-            nll, n_tokens, prediction, n_prompt = _score(model, tokenizer, text, answer, max_new_tokens)
+            if scored is None or shots:  # without shots both prompts are the same: score once (half the time)
+                text = render_text(build_messages(system, prompt_shots, question), tokenizer, add_generation_prompt=True)
+                scored = _score(model, tokenizer, text, answer, max_new_tokens)
+            nll, n_tokens, prediction, n_prompt = scored
             t = totals[kind]
+            em, f1 = exact_match(prediction, answer), token_f1(prediction, answer)
             t["nll"] += nll
             t["tokens"] += n_tokens
-            t["em"] += exact_match(prediction, answer)
-            t["f1"] += token_f1(prediction, answer)
+            t["em"] += em
+            t["f1"] += f1
             t["prompt"] += n_prompt
             row[f"{kind}_shot_answer"], row[f"{kind}_shot_nll"] = prediction, nll / max(n_tokens, 1)
+            # Per-example scores, so two prompts or two models can be compared pair by pair (verdict.py).
+            row[f"{kind}_shot_exact_match"], row[f"{kind}_shot_f1"] = em, f1
         rows.append(row)
+        if time.perf_counter() - last_report >= PROGRESS_SECONDS:
+            last_report = time.perf_counter()
+            print(f"evaluating {label}: {len(rows)}/{len(references)} held-out examples, "
+                  f"{last_report - start:.0f} s", file=sys.stderr)
     n = len(references)
     scores = {
         kind: PromptScores(mean_nll=t["nll"] / max(t["tokens"], 1), exact_match=t["em"] / n, token_f1=t["f1"] / n,

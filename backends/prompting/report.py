@@ -9,6 +9,7 @@ from __future__ import annotations
 from advisor.core.models import PromptStep
 from advisor.core.units import fmt
 from backends.base import ReportRow, StepReport
+from backends.common.verdict import verdict_benefit, verdict_rows
 from backends.prompting.results import PromptResult
 
 __all__ = ["report_step"]
@@ -23,6 +24,7 @@ def report_step(step: PromptStep, result: PromptResult) -> StepReport:
         at_measured = max(0.0, p.monthly_usd + (measured_tokens - p.prompt_tokens) * p.monthly_usd_per_prompt_token)
     predicted_tokens = p.prompt_tokens if p else step.max_prompt_tokens
     compare = [
+        *verdict_rows(result.verdict),
         ReportRow(quantity="prompt tokens", predicted=fmt(predicted_tokens),
                   measured=f"{fmt(measured_tokens)} ({len(result.shots)} shots, {result.selection_method} selection)"),
         ReportRow(quantity="monthly cost at the stated volume", predicted=fmt(p.monthly_usd if p else None, "usd"),
@@ -36,7 +38,9 @@ def report_step(step: PromptStep, result: PromptResult) -> StepReport:
                     f"{fmt(s.mean_nll)} / {fmt(s.exact_match)} / {fmt(s.token_f1)}")
                    for name, s in (("zero-shot", evaluation.zero_shot), ("few-shot", evaluation.few_shot))]
         benefit.append(("held-out examples", fmt(evaluation.n_examples)))
+    benefit = [*verdict_benefit(result.verdict), *benefit]
     data = {
+        "verdict": result.verdict.model_dump(mode="json") if result.verdict is not None else None,
         "model": result.model, "is_demo_model": result.is_demo_model,
         "predicted": {"prompt_tokens": predicted_tokens, "monthly_usd": p.monthly_usd if p else None},
         "measured": {"prompt_tokens": measured_tokens, "n_shots": len(result.shots),

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from advisor.core.models import Model
 from backends.common.evaluation import PromptEvaluation, PromptScores
+from backends.common.verdict import Verdict
 
 __all__ = ["RESULT_FILE", "BudgetFit", "PromptEvaluation", "PromptResult", "PromptScores", "Shot"]
 
@@ -55,5 +56,8 @@ class PromptResult(Model):
     budget: BudgetFit
     evaluation: PromptEvaluation | None = Field(description="None: skipped; see `evaluation_note`")
     evaluation_note: str = Field(description="What was evaluated, or why nothing was")
+    verdict: Verdict | None = Field(
+        None, description="Zero-shot vs few-shot, paired tests on the held-out answers; None: no evaluation"
+    )
     artifacts: dict[str, str] = Field(description="Files written, relative to the run folder")
     versions: dict[str, str] = Field(description="Versions of the packages the run used")

@@ -202,6 +202,18 @@ def _evaluation_note(inputs: _Inputs, step: PromptStep, n_shots: int) -> str:
     return note + (" (no shot fitted: both prompts are the same)" if n_shots == 0 else "")
 
 
+def _verdict(rows: list[dict], seed: int):
+    """Zero-shot (A) against few-shot (B) on the same held-out examples: the paired tests of `verdict.py`."""
+    from backends.common.verdict import decide
+
+    def column(name: str) -> list:
+        return [r[name] for r in rows]
+
+    return decide("zero-shot vs few-shot", [x == 1.0 for x in column("zero_shot_exact_match")],
+                  [x == 1.0 for x in column("few_shot_exact_match")], column("zero_shot_f1"), column("few_shot_f1"),
+                  column("zero_shot_nll"), column("few_shot_nll"), seed=seed)
+
+
 def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", plan_name: str = "plan") -> PromptResult:
     """Choose the shots, write the prompt template and, with a local model, score zero-shot against few-shot.
 
@@ -251,7 +263,7 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
     write_text_atomic(run_dir / "prompt.txt", render_text(template, inputs.tokenizer, add_generation_prompt=True))
     save_plan(Plan(name=plan_name, steps=[step]), run_dir / PLAN_FILE)
     write_text_atomic(run_dir / "versions.json", json.dumps(_versions(), indent=2) + "\n")
-    evaluation = None
+    evaluation = verdict = None
     if inputs.model_kind != "remote" and inputs.held_out:
         from backends.common.evaluation import evaluate_prompts
 
@@ -259,6 +271,7 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
                                             inputs.held_out[: step.max_eval_examples], seed=step.seed)
         write_text_atomic(run_dir / "eval_examples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         artifacts["eval_examples"] = "eval_examples.jsonl"
+        verdict = _verdict(rows, step.seed)
     is_demo = inputs.model_kind == "demo"
     result = PromptResult(
         model=step.model, model_path=str(model_path.resolve()) if model_path else None,
@@ -274,7 +287,7 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
             reserved_tokens=fit.reserved_tokens, total_tokens=fit.total_tokens, n_shots_requested=step.n_shots,
             n_clusters=len(clusters), n_clusters_dropped=fit.n_clusters_dropped,
         ),
-        evaluation=evaluation, evaluation_note=_evaluation_note(inputs, step, len(shots)),
+        evaluation=evaluation, evaluation_note=_evaluation_note(inputs, step, len(shots)), verdict=verdict,
         artifacts={**artifacts, "result": RESULT_FILE}, versions=_versions(),
     )  # fmt: skip
     write_text_atomic(run_dir / RESULT_FILE, result.model_dump_json(indent=2) + "\n")

@@ -76,8 +76,12 @@ def _demo(step: TrainStep) -> tuple[TrainStep, str | None]:
     if step.base_model == TINY_DEMO:
         return step, None
     cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
-    return (step.model_copy(update={"base_model": TINY_DEMO, "max_steps": cap}),
-            f"`{step.base_model}` → `{TINY_DEMO}`, at most {cap} optimizer steps")
+    note = f"`{step.base_model}` → `{TINY_DEMO}`, at most {cap} optimizer steps"
+    update = {"base_model": TINY_DEMO, "max_steps": cap}
+    if step.grad_accum > 1:  # each optimizer step of the demo is one micro-batch: a quarter of the time at 4
+        update["grad_accum"] = 1
+        note += f" of one micro-batch (not {step.grad_accum})"
+    return step.model_copy(update=update), note
 
 
 def _link(step: TrainStep, earlier: list, *, for_check: bool = False) -> TrainStep:

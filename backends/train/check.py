@@ -15,6 +15,7 @@ from pydantic import Field
 from advisor.core.errors import AdvisorError
 from advisor.core.estimate.fit import fits_device
 from advisor.core.models import MemoryEstimate, Model, TrainStep
+from backends.common.audit import DataAudit, audit_examples
 from backends.common.data import load_examples, split_examples
 from backends.train.device import DeviceInfo, choose_precision, probe_device
 from backends.train.fit import last_checkpoint
@@ -63,6 +64,7 @@ class TrainCheck(Model):
     disk_free_bytes: int
     disk_needed_bytes: int = Field(description="Checkpoints kept, final weights and the merged model")
     resume_checkpoint: str | None = Field(description="Checkpoint `--resume` would continue from")
+    audit: DataAudit | None = Field(None, description="The data audit (`advisor data audit`) of the step's file")
 
     @property
     def is_ok(self) -> bool:
@@ -125,6 +127,41 @@ def _config_findings(step: TrainStep, device: DeviceInfo, hf_config: dict) -> li
     return found
 
 
+def _audit_findings(audit: DataAudit) -> list[Finding]:
+    """The audit's counts as warnings (lengths are reported by the length check itself) and the leakage check."""
+    found = []
+
+    def warn(count: int | None, message: str, hint: str) -> None:
+        if count:
+            found.append(Finding(level="warn", topic="data", message=message, hint=hint))
+
+    lines = ", ".join(str(d.line) for d in audit.exact_duplicates[:5]) + (", ..." if audit.n_exact_duplicates > 5
+                                                                           else "")
+    warn(audit.n_exact_duplicates, f"exact duplicate lines dropped, first copies kept: {audit.n_exact_duplicates} "
+         f"(lines {lines})",
+         "remove them from the file to silence this, or refuse them with `advisor data audit --strict`")
+    warn(audit.n_near_duplicate_pairs, f"near-duplicate pairs, kept on one side of the split: "
+         f"{audit.n_near_duplicate_pairs}", "run `advisor data audit` to see them; drop near-copies that add nothing")
+    warn(audit.n_conflicts, f"prompts with different answers: {audit.n_conflicts}",
+         "keep one answer per prompt (`advisor data audit` lists the lines)")
+    warn(audit.n_empty_answers, f"answers with no visible character: {audit.n_empty_answers}",
+         "fill or remove them (`advisor data audit` lists the lines)")
+    warn(audit.n_template_leaks, f"answers holding chat-template markup: {audit.n_template_leaks}",
+         "strip role headers and special tokens from the answers; the trainer adds the template")
+    n_sensitive = sum(audit.sensitive_counts.values())
+    kinds = ", ".join(f"{n} {kind}" for kind, n in audit.sensitive_counts.items() if n)
+    warn(n_sensitive, f"sensitive strings: {n_sensitive} ({kinds})",
+         "remove or pseudonymise them before training (`advisor data audit` lists masked lines)")
+    leak = audit.leakage
+    if leak.n_groups:
+        found.append(Finding(level="warn" if leak.n_straddling_grouped else "ok", topic="data",
+                             message=f"split grouped: {leak.n_straddling_grouped} of {leak.n_groups} groups of related "
+                                     f"examples straddle it (a plain shuffled split: {leak.n_straddling_naive})"))
+    found.extend(Finding(level="warn", topic="data", message=note) for note in audit.notes
+                 if note.startswith("near-duplicates not checked"))
+    return found
+
+
 def _disk_needed_bytes(step: TrainStep, n_params: int, n_trainable: int, precision: str) -> int:
     from backends.train.builders import CHECKPOINTS_KEPT
 
@@ -159,8 +196,11 @@ def check(step: TrainStep, run_dir: Path) -> TrainCheck:
     device = probe_device()
     precision, precision_reason = choose_precision(step.precision, device)
     base, tokenizer, hf_config = _inspect_base(step, run_dir, train)
-    lengths = length_stats(example_lengths(train + evaluation, tokenizer), step.seq_len)
-    findings = _config_findings(step, device, hf_config)
+    token_counts = example_lengths(examples.records, tokenizer)  # the split's records, in file order
+    lengths = length_stats(token_counts, step.seq_len)
+    audit = audit_examples(examples, seq_len=step.seq_len, eval_fraction=step.eval_fraction, seed=step.seed,
+                           token_counts=token_counts)
+    findings = _audit_findings(audit) + _config_findings(step, device, hf_config)
     if lengths.n_truncated:
         findings.append(Finding(level="warn", topic="lengths", message=f"{lengths.n_truncated} of "
                                 f"{lengths.n_examples} examples are longer than seq_len {step.seq_len}; truncation "
@@ -200,7 +240,7 @@ def check(step: TrainStep, run_dir: Path) -> TrainCheck:
         eos_token=tokenizer.eos_token, lengths=lengths, device=device, precision=precision,
         precision_reason=precision_reason, n_params=n_params, n_trainable_params=n_trainable, predicted=predicted,
         predicted_eval=predicted_eval, prediction_note=note, disk_free_bytes=disk_free,
-        disk_needed_bytes=disk_needed, resume_checkpoint=str(checkpoint) if checkpoint else None,
+        disk_needed_bytes=disk_needed, resume_checkpoint=str(checkpoint) if checkpoint else None, audit=audit,
     )
 
 

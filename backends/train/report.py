@@ -2,6 +2,7 @@
 
 A pure comparison: the prediction was stored in the step before the run (`TrainStep.prediction`, for the
 plan's GPU) and by the run itself for the device it found (`TrainResult.predicted`); nothing is estimated here.
+The verdict (base vs trained, `TrainResult.verdict`) comes first.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from advisor.core.models import TrainStep
 from advisor.core.units import fmt
 from backends.base import ReportRow, StepReport
+from backends.common.verdict import verdict_benefit, verdict_rows
 from backends.train.results import TrainResult
 
 __all__ = ["report_step"]
@@ -27,7 +29,9 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
     memory_what = ("process memory rise on cpu (Python, data and libraries too; the estimate counts tensors)"
                    if on_cpu else f"peak memory on {device} ({memory.quantity})")
     plan_gpu = plan.gpu if plan else None
+    verdict = result.verdict
     compare = [
+        *verdict_rows(verdict),
         ReportRow(quantity=f"peak memory, plan model on {plan_gpu or 'its GPU'}",
                   predicted=fmt(plan.peak_bytes if plan else None, "bytes"), measured="– (runs on that GPU only)"),
         ReportRow(quantity=memory_what, predicted=fmt(memory.predicted_bytes, "bytes"),
@@ -40,7 +44,8 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
                   measured=f"{measured.tokens_per_second:,.0f} tokens/s" if measured.tokens_per_second else "–"),
     ]
     fit = result.fit
-    benefit = [("validation loss before training", fmt(fit.eval_loss_before)),
+    benefit = [*verdict_benefit(verdict),
+               ("validation loss before training", fmt(fit.eval_loss_before)),
                ("validation loss after training", fmt(fit.eval_loss_after)),
                ("optimizer steps", fmt(fit.global_step))]
     accuracy = result.task_accuracy
@@ -49,6 +54,7 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
             benefit.append((f"exact match / token F1 {name} training ({accuracy.n_examples} held-out)",
                             f"{fmt(scores.exact_match)} / {fmt(scores.token_f1)}"))
     data = {
+        "verdict": verdict.model_dump(mode="json") if verdict is not None else None,
         "method": step.method, "model": result.base_model, "is_demo_model": result.is_demo_model, "device": device,
         "precision": result.precision, "precision_reason": result.precision_reason,
         "predicted": {

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from advisor.core.models import MemoryEstimate, Model
+from backends.common.audit import DataAudit
+from backends.common.verdict import Verdict
 from backends.train.accuracy import TaskAccuracy
 from backends.train.device import DeviceInfo
 from backends.train.fit import FitOutcome
@@ -63,6 +65,14 @@ class TrainResult(Model):
     merge: MergeCheck | None = Field(description="None when the plan did not ask for a merge")
     task_accuracy: TaskAccuracy | None = Field(
         None, description="Greedy answers of base and trained model on held-out examples; None for DPO or no eval split"
+    )
+    verdict: Verdict | None = Field(
+        None, description="Base vs trained: paired tests on the held-out answers and the regression suite; "
+                          "None for DPO, no eval split, or a result written before verdicts existed"
+    )
+    audit: DataAudit | None = Field(
+        None, description="The data audit of the training file (`advisor data audit`); None in results written "
+                          "before the audit existed"
     )
     artifacts: dict[str, str] = Field(description="Name → path relative to the run directory")
     versions: dict[str, str] = Field(description="Package versions the run used")

@@ -14,6 +14,7 @@ from pathlib import Path
 from advisor.core.errors import AdvisorError, RunFailedError
 from advisor.core.fileio import private_files, write_text_atomic
 from advisor.core.models import TrainStep
+from backends.common.audit import audit_examples
 from backends.common.data import load_examples, split_examples
 from backends.common.tiny import DEMO_NOTE, is_demo_model
 from backends.train.check import check, raise_for_errors
@@ -208,17 +209,21 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
     if not trainer.accelerator.is_main_process:
         return TrainResult.model_construct()
     train_method = step.dpo_policy if step.method == "dpo" else step.method
+    audit = audit_examples(examples, seq_len=step.seq_len, eval_fraction=step.eval_fraction, seed=step.seed,
+                           token_counts=example_lengths(examples.records, tokenizer))
     merge = None
     artifacts = {"model": step.output_dir, "plan": PLAN_FILE, "versions": VERSIONS_FILE}
     if step.merge and train_method != "full" and evaluation:
         batches = loss_batches(evaluation, tokenizer, step.seq_len)
         merge = MergeCheck(**merge_adapter(base, output_dir, run_dir / MERGED_DIR, train_method, precision, batches))
         artifacts["merged"] = MERGED_DIR
-    accuracy = None
+    accuracy = verdict = None
     if step.method != "dpo" and evaluation:
-        from backends.train.accuracy import task_accuracy
+        from backends.train.accuracy import assess
 
-        accuracy = task_accuracy(base, output_dir, evaluation, step.seed)
+        # The verdict: paired tests on these answers and the regression suite on base and trained model.
+        accuracy, verdict = assess(base, output_dir, evaluation, step.seed, method=train_method,
+                                   is_demo=is_demo_model(base))
     seq_len = step.seq_len if step.packing else min(step.seq_len, max(example_lengths(train, tokenizer)))
     predicted, note = predict_memory(step, read_hf_config(base), step.base_model, precision, seq_len=seq_len,
                                      device=device.kind)
@@ -235,7 +240,8 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
         data_format=examples.format, n_train_examples=len(train), n_eval_examples=len(evaluation),
         seq_len_tokens=seq_len, is_packed=step.packing and step.method != "dpo", device=device, precision=precision,
         precision_reason=precision_reason, fit=outcome, predicted=predicted, prediction_note=note,
-        memory=compare_memory(outcome, predicted), merge=merge, task_accuracy=accuracy, artifacts=artifacts,
+        memory=compare_memory(outcome, predicted), merge=merge, task_accuracy=accuracy, verdict=verdict,
+        audit=audit, artifacts=artifacts,
         versions=library_versions(),
     )
     _write_result(result, run_dir)
