@@ -58,6 +58,7 @@ class StepReport(Model):
     compare: list[ReportRow] = Field(description="Predicted beside measured, formatted for people")
     benefit: list[tuple[str, str]] = Field(description="(metric, value) the step measured")
     data: dict[str, Any] = Field(description="The same numbers, unformatted (bytes, seconds, USD), for result.json")
+    headline: str | None = Field(None, description="The step's verdict in one line; None: the step makes none")
 
 
 @dataclass(frozen=True)

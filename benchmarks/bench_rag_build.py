@@ -39,8 +39,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from backends.rag import build_index
     from backends.common.embedding import ENCODE_BATCH_SIZE, SentenceTransformerEmbedder
+    from backends.rag import build_index
 
     embedder = SentenceTransformerEmbedder()
     model = embedder._model
@@ -75,8 +75,8 @@ def main() -> None:
 
 def _chunk_texts(docs_dir: Path, embedder, chunk_tokens: int, overlap: int) -> list[str]:  # noqa: ANN001
     """The chunk texts the pipeline will produce (same loader and chunker), for the baseline to embed."""
-    from backends.rag.chunking import chunk_document
     from backends.common.loaders import UnreadableFileError, extract_text, list_files
+    from backends.rag.chunking import chunk_document
 
     texts = []
     for path in list_files(docs_dir)[0]:

@@ -97,6 +97,9 @@ def test_plan_runs_every_step_and_writes_state_and_report(fake_backends, plan_fi
     saved = json.loads((run_dir / "state.json").read_text())
     assert [s["status"] for s in saved["steps"]] == ["done", "done"]
     assert {"plan.yaml", "report.md", "report.html", "result.json"} <= {p.name for p in run_dir.iterdir()}
+    report = (run_dir / "report.md").read_text()
+    assert report.index("## Verdict") < report.index("## Step 1")  # the report opens with each step's verdict
+    assert "Step 1 (rag): no verdict" in report
     # The rag step read the plan's folder, made absolute: backends never depend on the working directory.
     result = json.loads((run_dir / state.steps[0].result_file).read_text())
     assert Path(result["note"]) == (plan_file.parent / "docs").resolve()

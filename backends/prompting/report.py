@@ -50,4 +50,5 @@ def report_step(step: PromptStep, result: PromptResult) -> StepReport:
                     "few_shot": evaluation.few_shot.model_dump(mode="json") if evaluation else None,
                     "n_examples": evaluation.n_examples if evaluation else None, "note": result.evaluation_note},
     }
-    return StepReport(compare=compare, benefit=benefit, data=data)
+    return StepReport(compare=compare, benefit=benefit, data=data,
+                      headline=result.verdict.headline() if result.verdict is not None else None)

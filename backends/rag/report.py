@@ -39,4 +39,5 @@ def report_step(step: RagStep, result: RagRunResult) -> StepReport:
                     "mrr": evaluation.mrr if evaluation else None,
                     "hit_rate": evaluation.hit_rate if evaluation else None},
     }
-    return StepReport(compare=compare, benefit=benefit, data=data)
+    # No verdict yet: dense against a lexical baseline on the same questions waits for hybrid search (RAG v2).
+    return StepReport(compare=compare, benefit=benefit, data=data, headline=None)

@@ -72,4 +72,5 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
                     "steps": fit.global_step,
                     "task_accuracy": accuracy.model_dump(mode="json") if accuracy is not None else None},
     }
-    return StepReport(compare=compare, benefit=benefit, data=data)
+    return StepReport(compare=compare, benefit=benefit, data=data,
+                      headline=verdict.headline() if verdict is not None else None)

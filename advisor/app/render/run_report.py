@@ -30,7 +30,17 @@ def _step_row(step, st, run_dir: Path) -> dict[str, Any]:
     result = backend.result_model.model_validate_json((run_dir / st.result_file).read_text(encoding="utf-8"))
     report = backend.report(step, result)
     return {**row, **report.data, "compare": [r.model_dump() for r in report.compare],
-            "benefit_rows": [list(b) for b in report.benefit]}
+            "benefit_rows": [list(b) for b in report.benefit], "headline": report.headline}
+
+
+def _verdict_lines(data: dict[str, Any]) -> list[str]:
+    """One line per step: its verdict, or why it has none."""
+    lines = []
+    for row in data["steps"]:
+        headline = row.get("headline") or ("no verdict: this kind of step makes none yet" if row.get("compare")
+                                           else f"not run: {row.get('note', '')}")
+        lines.append(f"Step {row['step']} ({row['label']}): {headline}")
+    return lines
 
 
 def collect_run(inp: RunInput, state: RunState, run_dir: Path) -> dict[str, Any]:
@@ -73,6 +83,7 @@ def _markdown(data: dict[str, Any]) -> str:
         lines += ["", "**Executed with the offline demonstration model** (a tiny randomly initialised model built "
                   "from a config): its memory, time and losses show that the pipeline works, not what the real "
                   "model would achieve. Substituted:", *[f"- {_md(s)}" for s in data["demo_substitutions"]]]
+    lines += ["", "## Verdict", "", *[f"- {_md(line)}" for line in _verdict_lines(data)]]
     for row in data["steps"]:
         lines += ["", f"## Step {row['step']}: {_md(row['label'])} ({row['status']}, {row['seconds']:.1f} s)", "",
                   "| quantity | predicted | measured |", "|---|---|---|"]
@@ -93,6 +104,8 @@ def _html(data: dict[str, Any]) -> str:
         items = "".join(f"<li>{html.escape(s)}</li>" for s in data["demo_substitutions"])
         body.append("<div class=demo><b>Executed with the offline demonstration model.</b> Its numbers show the "
                     f"pipeline works, not what the real model would achieve.<ul>{items}</ul></div>")
+    verdicts = "".join(f"<li>{html.escape(line)}</li>" for line in _verdict_lines(data))
+    body.append(f"<h2>Verdict</h2><ul class=verdict>{verdicts}</ul>")
     for row in data["steps"]:
         cells = "".join(f"<tr><td>{html.escape(q)}</td><td>{html.escape(p)}</td><td>{html.escape(m)}</td></tr>"
                         for q, p, m in _step_lines(row))
