@@ -196,3 +196,16 @@ def test_no_feasible_training_step_is_refused_by_the_backends_own_memory_check(g
             assert predicted.peak_bytes == step.prediction.peak_bytes  # one model of the job, not two
             checked += 1
     assert checked > 0
+
+
+def test_preference_pairs_stay_in_the_stack_when_an_sft_method_wins() -> None:
+    """Style examples and 2,000 pairs: LoRA first, then DPO on its adapter (the pairs were dropped before)."""
+    answers = Answers(goal=["style_format"], n_examples=3000, n_preference_pairs=2000, requests_per_day=5000,
+                      gpu={"type": "a100-80gb", "count": 1})
+    rec = recommend(answers)
+    assert rec.stack == ["lora", "dpo"]
+    assert "sft-then-dpo-keeps-the-pairs" in {r.rule_id for r in rec.option("dpo").reasons}
+    plan = build_plan(rec, answers)
+    assert [s.method for s in plan.steps] == ["lora", "dpo"] and plan.steps[1].init_adapter == "lora"
+    without_pairs = recommend(answers.model_copy(update={"n_preference_pairs": 0}))
+    assert without_pairs.stack == ["lora"]
