@@ -68,6 +68,10 @@ CUDA_CONTEXT_BYTES = 650 * 1000**2
 ALLOCATOR_FRAGMENTATION = 0.05
 # Bytes of one element per storage dtype.
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+# Architectures whose linear layers subclass nn.Linear (FalconLinear): transformers 5's bitsandbytes
+# integration converts only `type(module) is nn.Linear`, so a 4-bit load of them quantizes nothing
+# (transformers/integrations/bitsandbytes.py, replace_with_bnb_linear; checked in tests/test_estimate_translate.py).
+BNB_UNQUANTIZED_ARCHS = frozenset({"falcon"})
 # LoRA adapters: PEFT (>=0.12) keeps them in fp32 over a 16-bit base (get_peft_model(autocast_adapter_dtype=True));
 # TRL's SFTTrainer/DPOTrainer cast QLoRA adapters to bf16 (QLoRA paper §3; trl/trainer/sft_trainer.py).
 ADAPTER_BYTES = 4
@@ -380,7 +384,7 @@ class _States:
 
 def _dequant_bytes(spec: EstimateSpec) -> int:
     """QLoRA: the largest linear dequantized to the compute dtype while it runs (one at a time); else 0."""
-    if spec.train_method != "qlora":
+    if spec.train_method != "qlora" or spec.model.arch in BNB_UNQUANTIZED_ARCHS:
         return 0
     big = _largest_linear(spec.model)
     return big.in_features * big.out_features * _compute_bytes(spec)
@@ -396,7 +400,14 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
     m, notes = spec.model, []
     wb = _weight_bytes(spec)
     method = spec.train_method
-    if method == "qlora":
+    if method == "qlora" and m.arch in BNB_UNQUANTIZED_ARCHS:
+        base = inv.n_params * (4 if spec.precision == "fp32" else 2)
+        notes.append(
+            f"QLoRA base of {m.arch}: transformers 5 quantizes only modules whose type is exactly nn.Linear, and "
+            "this architecture's linears subclass it, so nothing is 4-bit: the base stays 16-bit "
+            "(transformers/integrations/bitsandbytes.py replace_with_bnb_linear); use LoRA, or transformers 4.x"
+        )
+    elif method == "qlora":
         unq = 4 if spec.precision == "fp32" or _kbit_prep(spec) else 2
         nf4 = P.nf4_bytes(m, spec.double_quant, unquantized_bytes_per_param=unq)
         base = nf4.total_bytes
