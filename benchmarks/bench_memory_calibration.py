@@ -428,10 +428,12 @@ def _stack_knobs(kind: str, method: str) -> tuple[str, dict, list[str]]:
     """The stack that produced a row, and the knobs its code sets (only what the framework's code shows)."""
     if kind.startswith("lit-"):
         # litgpt builds the model under fabric's bf16-true precision: the LoRA weights are bf16 too.
-        return "litgpt", {"adapter_dtype": "bf16"}, ["LoRA weights bf16 (litgpt bf16-true precision)"]
+        return "litgpt", {"adapter_dtype": "bf16", "bnb_via_transformers": False}, [
+            "LoRA weights bf16 (litgpt bf16-true precision); litgpt quantizes its own linears"]
     if kind.startswith("tt-"):
         # torchtune sets the default dtype to bf16 while it builds the model, LoRA layers included.
-        return "torchtune", {"adapter_dtype": "bf16"}, ["LoRA weights bf16 (torchtune set_default_dtype)"]
+        return "torchtune", {"adapter_dtype": "bf16", "bnb_via_transformers": False}, [
+            "LoRA weights bf16 (torchtune set_default_dtype); torchtune quantizes its own linears"]
     if kind == "canifinetune":
         # bench/runner.py: a plain loop, no autocast; QLoRA through prepare_model_for_kbit_training, so every
         # non-4-bit weight and every activation is fp32 (Linear4bit returns its fp32 input's dtype), which is

@@ -384,7 +384,7 @@ class _States:
 
 def _dequant_bytes(spec: EstimateSpec) -> int:
     """QLoRA: the largest linear dequantized to the compute dtype while it runs (one at a time); else 0."""
-    if spec.train_method != "qlora" or spec.model.arch in BNB_UNQUANTIZED_ARCHS:
+    if spec.train_method != "qlora" or (spec.model.arch in BNB_UNQUANTIZED_ARCHS and spec.bnb_via_transformers):
         return 0
     big = _largest_linear(spec.model)
     return big.in_features * big.out_features * _compute_bytes(spec)
@@ -400,7 +400,7 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
     m, notes = spec.model, []
     wb = _weight_bytes(spec)
     method = spec.train_method
-    if method == "qlora" and m.arch in BNB_UNQUANTIZED_ARCHS:
+    if method == "qlora" and m.arch in BNB_UNQUANTIZED_ARCHS and spec.bnb_via_transformers:
         base = inv.n_params * (4 if spec.precision == "fp32" else 2)
         notes.append(
             f"QLoRA base of {m.arch}: transformers 5 quantizes only modules whose type is exactly nn.Linear, and "

@@ -77,6 +77,11 @@ class EstimateSpec(Model):
         description="dtype of the LoRA adapter weights; None: as TRL keeps them, fp32 over a 16-bit base "
         "(PEFT's autocast_adapter_dtype) and bf16 over a 4-bit base (SFTTrainer casts them)",
     )
+    bnb_via_transformers: bool = Field(
+        True,
+        description="QLoRA: the base is quantized by transformers' bitsandbytes integration, which (v5) converts only "
+        "modules whose type is exactly nn.Linear; False for stacks that quantize their own modules (litgpt, torchtune)",
+    )
     kbit_prep: bool = Field(
         False,
         description="QLoRA: PEFT's prepare_model_for_kbit_training upcast every parameter that is not 4-bit "
