@@ -209,3 +209,14 @@ def test_preference_pairs_stay_in_the_stack_when_an_sft_method_wins() -> None:
     assert [s.method for s in plan.steps] == ["lora", "dpo"] and plan.steps[1].init_adapter == "lora"
     without_pairs = recommend(answers.model_copy(update={"n_preference_pairs": 0}))
     assert without_pairs.stack == ["lora"]
+
+
+def test_noisy_data_is_counted_once_and_the_warning_says_filter_then_train() -> None:
+    answers = Answers(goal=["style_format"], n_examples=3000, data_quality="noisy", requests_per_day=5000,
+                      gpu={"type": "a100-80gb", "count": 1})
+    noisy, clean = recommend(answers), recommend(answers.model_copy(update={"data_quality": "clean"}))
+    lora, lora_clean = noisy.option("lora"), clean.option("lora")
+    # The benefit prior halves for noisy data; no rule takes points off again.
+    assert lora.benefit.score < lora_clean.benefit.score
+    assert lora.score - lora.benefit.score == lora_clean.score - lora_clean.benefit.score
+    assert any(w.rule_id == "noisy-data-clean-first" and "Filter, then train" in w.message for w in noisy.warnings)
