@@ -51,7 +51,7 @@ def time_trainer_steps(work: Path, method: str, n_steps: int) -> tuple[list[floa
 
     step = _step(method, n_steps)
     train, evaluation = split_examples(load_examples(DATA, for_preference=False), step.eval_fraction, step.seed)
-    base = resolve_base_model("tiny-demo", ROOT, work, train)
+    base = resolve_base_model("tiny-demo", work, train)
     trainer = build_sft_trainer(step, base, load_tokenizer(base), train, evaluation, work / "out", "fp32",
                                 use_cpu=True)
     trainer.args.eval_strategy = "no"

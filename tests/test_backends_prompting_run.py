@@ -11,8 +11,20 @@ import pytest
 
 from advisor.core.errors import AdvisorError, InvalidInputError
 from advisor.core.models import PromptStep
+from advisor.core.paths import absolute_step
 from backends.common.data import load_examples, split_examples
-from backends.prompting import PromptResult, check, run
+from backends.prompting import PromptResult
+from backends.prompting import check as _check
+from backends.prompting import run as _run
+
+
+def run(step, run_dir, *, base_dir):
+    """The backend on the step as a loaded plan gives it: relative paths made absolute against `base_dir`."""
+    return _run(absolute_step(step, base_dir), run_dir)
+
+
+def check(step, run_dir, *, base_dir):
+    return _check(absolute_step(step, base_dir), run_dir)
 
 pytestmark = pytest.mark.extras("rag")
 

@@ -500,7 +500,7 @@ def test_a_demo_model_build_killed_part_way_is_built_again(tmp_path: Path) -> No
     demo.mkdir()
     (demo / "config.json").write_text("{}")  # killed after the config, before the weights and the marker
     (tmp_path / ".base-model.partial-99999").mkdir()  # a killed build of the new kind
-    path = Path(resolve_base_model("tiny-demo", tmp_path, tmp_path, records))
+    path = Path(resolve_base_model("tiny-demo", tmp_path, records))
     assert (path / MARKER_FILE).is_file() and (path / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base-model"]
     assert _private(path) == []

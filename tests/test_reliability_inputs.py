@@ -416,7 +416,7 @@ def test_the_console_script_path_too() -> None:
 def _read_only(monkeypatch: pytest.MonkeyPatch, path: Path):  # noqa: ANN202
     """`path` read-only: by chmod, and (root ignores modes) by what os.access answers."""
     real = os.access
-    monkeypatch.setattr("advisor.app.paths.os.access",
+    monkeypatch.setattr("advisor.app.outputs.os.access",
                         lambda p, mode: False if Path(p) == path and mode & os.W_OK else real(p, mode))
     mode = path.stat().st_mode
     path.chmod(0o555 if path.is_dir() else 0o444)

@@ -61,30 +61,25 @@ class _Inputs:
     tokenizer: object
 
 
-def _resolve(path: str, base_dir: Path) -> Path:
-    candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else base_dir / candidate
-
-
-def _model_kind(step: PromptStep, base_dir: Path) -> tuple[ModelKind, Path | None]:
+def _model_kind(step: PromptStep) -> tuple[ModelKind, Path | None]:
     from backends.common.tiny import TINY_DEMO
 
     if step.model == TINY_DEMO:
         return "demo", None
-    path = _resolve(step.model, base_dir)
+    path = Path(step.model).expanduser()
     if path.is_dir() or step.model.startswith((".", "/", "~")):
         return "local", path
     return "remote", None
 
 
-def _static_problems(step: PromptStep, run_dir: Path, base_dir: Path) -> list[str]:
+def _static_problems(step: PromptStep, run_dir: Path) -> list[str]:
     """Cheap problems: files, folders, installed libraries."""
     problems = []
-    if step.examples_path and not _resolve(step.examples_path, base_dir).is_file():
-        problems.append(f"examples_path: file `{_resolve(step.examples_path, base_dir)}` does not exist")
-    if step.context_path and not _resolve(step.context_path, base_dir).is_dir():
-        problems.append(f"context_path: folder `{_resolve(step.context_path, base_dir)}` does not exist")
-    kind, path = _model_kind(step, base_dir)
+    if step.examples_path and not Path(step.examples_path).expanduser().is_file():
+        problems.append(f"examples_path: file `{Path(step.examples_path).expanduser()}` does not exist")
+    if step.context_path and not Path(step.context_path).expanduser().is_dir():
+        problems.append(f"context_path: folder `{Path(step.context_path).expanduser()}` does not exist")
+    kind, path = _model_kind(step)
     if kind == "local" and not (path / "config.json").is_file():
         problems.append(f"model: `{path}` is not a model folder (no `config.json`)"
                         if path.is_dir() else f"model: folder `{path}` does not exist")
@@ -108,10 +103,10 @@ def _static_problems(step: PromptStep, run_dir: Path, base_dir: Path) -> list[st
     return problems
 
 
-def _context(step: PromptStep, base_dir: Path) -> str:
+def _context(step: PromptStep) -> str:
     from backends.common.loaders import UnreadableFileError, extract_text, list_files
 
-    folder = _resolve(step.context_path, base_dir)
+    folder = Path(step.context_path).expanduser()
     files, _ = list_files(folder)
     if not files:
         raise AdvisorError(f"context_path: no supported documents in `{folder}`")
@@ -125,19 +120,19 @@ def _context(step: PromptStep, base_dir: Path) -> str:
     return CONTEXT_HEADER + "\n\n" + "\n\n".join(parts)
 
 
-def _load_inputs(step: PromptStep, base_dir: Path) -> _Inputs:
+def _load_inputs(step: PromptStep) -> _Inputs:
     from backends.common.data import load_examples, split_examples
 
     pool, held_out, line_of, data_format = [], [], {}, None
     if step.examples_path:
-        examples = load_examples(_resolve(step.examples_path, base_dir), for_preference=False)
+        examples = load_examples(Path(step.examples_path).expanduser(), for_preference=False)
         line_of = {json.dumps(r, sort_keys=True): n for r, n in zip(examples.records, examples.line_numbers, strict=True)}
         pool, held_out = split_examples(examples, step.eval_fraction, step.seed)
         data_format = examples.format
     system = step.instructions or (shared_system(pool + held_out) if pool or held_out else "")
     if step.context_path:
-        system = (system + "\n\n" if system else "") + _context(step, base_dir)
-    kind, path = _model_kind(step, base_dir)
+        system = (system + "\n\n" if system else "") + _context(step)
+    kind, path = _model_kind(step)
     tokenizer = None
     if kind == "demo":
         from backends.common.tiny import build_tokenizer
@@ -152,8 +147,8 @@ def _load_inputs(step: PromptStep, base_dir: Path) -> _Inputs:
                    tokenizer)
 
 
-def check(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".") -> list[str]:
-    """Problems that would stop `run(step, run_dir, base_dir=...)`, found without loading a model's weights.
+def check(step: PromptStep, run_dir: str | Path) -> list[str]:
+    """Problems that would stop `run(step, run_dir)`, found without loading a model's weights.
 
     Checks the files, every line of the examples, the model folder, the libraries, and that the budget holds
     the instructions, the longest example and the shortest shot.
@@ -161,12 +156,12 @@ def check(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".") 
     Returns:
         One `field: message` line per problem; empty when the step can run.
     """
-    run_dir, base_dir = Path(run_dir), Path(base_dir)
-    problems = _static_problems(step, run_dir, base_dir)
+    run_dir = Path(run_dir)
+    problems = _static_problems(step, run_dir)
     if problems:
         return problems
     try:
-        inputs = _load_inputs(step, base_dir)
+        inputs = _load_inputs(step)
         by_length = sorted(range(len(inputs.pool)), key=lambda i: len(json.dumps(inputs.pool[i])))
         clusters = [Cluster(by_length)] if step.n_shots and by_length else []
         fit_shots(inputs.system, inputs.pool, clusters, inputs.pool + inputs.held_out, inputs.counter,
@@ -214,13 +209,12 @@ def _verdict(rows: list[dict], seed: int):
                   column("zero_shot_nll"), column("few_shot_nll"), seed=seed)
 
 
-def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", plan_name: str = "plan") -> PromptResult:
+def run(step: PromptStep, run_dir: str | Path, *, plan_name: str = "plan") -> PromptResult:
     """Choose the shots, write the prompt template and, with a local model, score zero-shot against few-shot.
 
     Args:
         step: The plan's prompt step.
         run_dir: The run folder; created; only the files named in the module docstring are (over)written.
-        base_dir: Folder that relative paths in the plan are relative to (the plan file's).
         plan_name: Name recorded in the `plan.yaml` written beside the prompt.
 
     Returns:
@@ -233,11 +227,11 @@ def run(step: PromptStep, run_dir: str | Path, *, base_dir: str | Path = ".", pl
     from advisor.core.planning import Plan, save_plan
     from backends.common.tiny import DEMO_NOTE, build_tiny_demo
 
-    run_dir, base_dir = Path(run_dir), Path(base_dir)
-    problems = _static_problems(step, run_dir, base_dir)
+    run_dir = Path(run_dir)
+    problems = _static_problems(step, run_dir)
     if problems:
         raise InvalidInputError(problems, hint="fix the plan's `prompt` step; nothing was run")
-    inputs = _load_inputs(step, base_dir)
+    inputs = _load_inputs(step)
     method, note, clusters = "none", "no shots requested (zero-shot)", []
     if step.n_shots and inputs.pool:
         vectors, method, features = featurise([question_text(r) for r in inputs.pool], step.selection)

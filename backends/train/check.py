@@ -83,7 +83,7 @@ def _inspect_base(step: TrainStep, run_dir: Path, train: list[dict]) -> tuple[st
     if base is None and step.base_model == TINY_DEMO and not (run_dir / "base-model" / "config.json").is_file():
         tokenizer = build_tokenizer(train)
         return TINY_DEMO, tokenizer, tiny_config(tokenizer).to_dict()
-    base = base or resolve_base_model(step.base_model, Path.cwd(), run_dir, None, seed=step.seed)
+    base = base or resolve_base_model(step.base_model, run_dir, None, seed=step.seed)
     return base, load_tokenizer(base), read_hf_config(base)
 
 

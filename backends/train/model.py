@@ -28,9 +28,10 @@ def _looks_like_hub_id(name: str) -> bool:
     return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not name.endswith("/")
 
 
-def resolve_base_model(base_model: str, base_dir: Path, run_dir: Path, train_records: list[dict] | None,
-                       *, seed: int = 0) -> str:
+def resolve_base_model(base_model: str, run_dir: Path, train_records: list[dict] | None, *, seed: int = 0) -> str:
     """Where the base model's files are: a local folder, or a Hub id already in the local cache.
+
+    A local path is absolute already (`advisor.core.paths` made it so when the plan was loaded).
 
     `tiny-demo` is built into `run_dir/base-model` from `train_records` (or reused when a build finished there;
     `build_tiny_demo` writes its marker last, and a folder without it is a killed build, built again).
@@ -50,7 +51,6 @@ def resolve_base_model(base_model: str, base_dir: Path, run_dir: Path, train_rec
             build_tiny_demo(train_records, demo, seed=seed)
         return str(demo.resolve())
     local = Path(base_model).expanduser()
-    local = local if local.is_absolute() else base_dir / local
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise AdvisorError(f"base model folder `{local}` has no `config.json`", "point `base_model` at a "

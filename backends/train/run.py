@@ -193,7 +193,7 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
     device = probe_device()
     precision, precision_reason = choose_precision(step.precision, device)
     adapter = Path(step.init_adapter) if step.init_adapter else None
-    base = resolve_dpo_base(step, adapter) or resolve_base_model(step.base_model, Path.cwd(), run_dir, train,
+    base = resolve_dpo_base(step, adapter) or resolve_base_model(step.base_model, run_dir, train,
                                                                  seed=step.seed)
     tokenizer = load_tokenizer(base)
     output_dir = run_dir / step.output_dir

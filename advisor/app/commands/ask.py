@@ -355,7 +355,7 @@ def _prepare(output: Path, from_file: Path | None) -> Answers | None:
             "without one, write an answers file by hand (or edit one an earlier `advisor ask` wrote, which "
             "`advisor ask --from answers.yaml` reopens) and run `advisor recommend answers.yaml`",
         )
-    from advisor.app.paths import check_output_file
+    from advisor.app.outputs import check_output_file
 
     check_output_file(output, "-o")  # a missing or read-only folder is found before the questions, not after
     return load_answers(from_file) if from_file else None

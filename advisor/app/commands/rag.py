@@ -68,7 +68,7 @@ def build(
 ) -> None:
     """Build an index from a folder, or update it: only new and changed files are embedded."""
     with user_errors():
-        from advisor.app.paths import check_output_dir
+        from advisor.app.outputs import check_output_dir
 
         _require_folder(docs_dir, "documents folder")  # before the backend's (heavy) imports
         check_output_dir(index_dir, "-o")

@@ -32,7 +32,7 @@ def recommend(
 ) -> None:
     """Recommend prompting, RAG, LoRA, QLoRA, full fine-tuning or DPO, with costs, memory and reasons."""
     with user_errors():
-        from advisor.app.paths import check_output_file
+        from advisor.app.outputs import check_output_file
         from advisor.app.render import terminal as report
         from advisor.core.recommend import load_answers
         from advisor.core.recommend import recommend as decide
@@ -57,7 +57,7 @@ def plan(
 ) -> None:
     """Write the executable plan for the recommended stack: every setting a backend needs, editable by hand."""
     with user_errors():
-        from advisor.app.paths import check_output_file
+        from advisor.app.outputs import check_output_file
         from advisor.core.errors import AdvisorError
         from advisor.core.planning import build_plan, save_plan
         from advisor.core.recommend import load_answers

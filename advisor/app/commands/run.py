@@ -66,7 +66,7 @@ def run_command(
     """Recommend, plan and execute every step, then report what was predicted beside what was measured."""
     with user_errors():
         from advisor.app import runner
-        from advisor.app.paths import check_output_dir
+        from advisor.app.outputs import check_output_dir
         from advisor.core.errors import AdvisorError
 
         inp = runner.prepare(source, demo=demo)

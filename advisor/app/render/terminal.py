@@ -1,4 +1,4 @@
-"""Rendering for people and scripts: rich tables in the terminal, and JSON. The only place that formats units."""
+"""Rendering for people and scripts: rich tables in the terminal, and JSON (units formatted by `advisor.core.units`)."""
 
 from __future__ import annotations
 
@@ -280,7 +280,7 @@ def write_report(rec: Recommendation, path: str | os.PathLike[str]) -> None:
     """
     from pathlib import Path
 
-    from advisor.app.paths import write_output_file
+    from advisor.app.outputs import write_output_file
     from advisor.app.render.recommendation import recommendation_html, recommendation_markdown
 
     path = Path(path)

@@ -222,9 +222,9 @@ def _estimate_training(sit: Situation, option: OptionName) -> OptionEstimate:
         est.assumptions.append("no GPU: none owned and renting not allowed, or no catalog GPU fits")
         return est
     step, gpu, owned, ok = config
-    first = estimate_memory(_spec(sit, step, gpu))
-    est.peak_share = first.peak_bytes / gpu.memory_bytes
-    batch = largest_fitting(_spec(sit, step, gpu), gpu, "batch_size", MAX_MICRO_BATCH) if ok else 1
+    first = _spec(sit, step, gpu)
+    est.peak_share = estimate_memory(first).peak_bytes / gpu.memory_bytes
+    batch = largest_fitting(first, gpu, "batch_size", MAX_MICRO_BATCH) if ok else 1
     step = _job(sit, option, step.n_gpus, step.dpo_policy, max(batch, 1))
     spec = _spec(sit, step, gpu)
     est.memory, est.gpu, est.fits = estimate_memory(spec), gpu, ok
