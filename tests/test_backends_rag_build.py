@@ -128,7 +128,8 @@ def test_unreadable_files_are_skipped_with_a_warning_naming_them(docs: Path, tmp
     assert result.n_files == 6 and result.n_files_skipped == 2
     assert any("`latin1.txt`" in w and "UTF-8" in w for w in warnings)
     assert any("`scan.pdf`" in w and "PDF" in w for w in warnings)
-    assert any("unsupported type (.png)" in w for w in warnings)
+    assert any("1 file(s) whose content is not text" in w and "a PNG image (`image.png`)" in w for w in warnings)
+    assert result.n_files_binary == 1 and result.binary_files == {"image.png": "binary: a PNG image"}
 
 
 def test_a_damaged_index_is_rebuilt_from_scratch_with_a_warning(docs: Path, tmp_path: Path) -> None:
@@ -150,8 +151,8 @@ def test_approximate_indexes_answer_like_exact_search_on_a_small_corpus(tmp_path
     result, _ = _build(docs, tmp_path / "ann", index_type=kind)
     assert result.index_type == kind
     for question in ("item 1207 item 1208", "item 3935", "topic 3 sentence 7"):
-        exact = query_index(tmp_path / "exact", question, 1, FakeEmbedder())
-        approx = query_index(tmp_path / "ann", question, 1, FakeEmbedder())
+        exact = query_index(tmp_path / "exact", question, 1, FakeEmbedder(), mode="dense")
+        approx = query_index(tmp_path / "ann", question, 1, FakeEmbedder(), mode="dense")
         assert approx[0].score == pytest.approx(exact[0].score, abs=1e-5)  # ties may pick another chunk
 
 

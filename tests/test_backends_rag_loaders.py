@@ -44,23 +44,37 @@ def test_pdf_positions_are_pages() -> None:
     assert doc.locate(0, start) == "pages 1–2"
 
 
-def test_csv_guesses_the_long_text_column_and_positions_are_rows() -> None:
+def test_csv_keeps_every_column_with_its_header_and_positions_are_rows() -> None:
     doc = extract_text(CORPUS / "tickets.csv", "tickets.csv")
-    assert "Chloe" not in doc.text  # the customer column is not the text
+    row3 = "id: 103\ncustomer: Chloe\nbody: The espresso machine leaks water from under the drip tray"
+    assert row3 in doc.text  # every column, each value after its header
     start = doc.text.index("drip tray")
     assert doc.locate(start, start + 3) == "row 3"
+    assert doc.locate(doc.text.index("Chloe"), doc.text.index("Chloe") + 5) == "row 3"
 
 
-def test_csv_text_column_can_be_chosen_and_a_missing_one_is_named(tmp_path: Path) -> None:
-    assert extract_text(CORPUS / "tickets.csv", "t.csv", text_column="customer").text.split() == [
-        "Ana", "Ben", "Chloe", "Dev",
-    ]  # fmt: skip
+def test_a_faq_csv_keeps_its_answer_column(tmp_path: Path) -> None:
+    faq = tmp_path / "faq.csv"
+    faq.write_text('question,answer\n"How do I reset it?","Hold POWER for 10 s until the ring blinks."\n')
+    assert extract_text(faq, "faq.csv").text == "question: How do I reset it?\nanswer: Hold POWER for 10 s until " \
+        "the ring blinks."
+
+
+@pytest.mark.parametrize("columns", ["customer", "customer, body", ["customer", "body"]])
+def test_csv_columns_can_be_named_and_a_missing_one_is_named(columns: str | list[str]) -> None:
+    text = extract_text(CORPUS / "tickets.csv", "t.csv", text_column=columns).text
+    assert "customer: Ana" in text and "id:" not in text
+    assert ("body: The bicycle chain" in text) == (columns != "customer")
     with pytest.raises(UnreadableFileError, match="no column `summary`.*id, customer, body"):
-        extract_text(CORPUS / "tickets.csv", "t.csv", text_column="summary")
+        extract_text(CORPUS / "tickets.csv", "t.csv", text_column="body,summary")
 
 
-def test_jsonl_uses_the_content_field_and_bad_lines_are_reported(tmp_path: Path) -> None:
-    assert "Tomato soup" not in extract_text(CORPUS / "recipes.jsonl", "r.jsonl").text  # title is not the text
+def test_jsonl_keeps_every_field_and_bad_lines_are_reported(tmp_path: Path) -> None:
+    text = extract_text(CORPUS / "recipes.jsonl", "r.jsonl").text
+    assert "title: Tomato soup\ncontent: Roast ripe tomatoes" in text
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"q": "size?", "n": 3, "tags": ["a", "b"], "none": null}\n{"extra": "only here"}\n')
+    assert extract_text(mixed, "m.jsonl").text == 'q: size?\nn: 3\ntags: ["a", "b"]\n\nextra: only here'
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{not json\n')
     with pytest.raises(UnreadableFileError, match="line 2 is not valid JSON"):
@@ -93,11 +107,11 @@ def test_list_files_recurses_and_skips_hidden_unsupported_and_excluded(tmp_path:
     (docs / "photo.png").write_bytes(b"\x89PNG")
     (docs / "index").mkdir()
     (docs / "index" / "stale.txt").write_text("inside the index directory")
-    supported, unsupported = list_files(docs, exclude=docs / "index")
+    supported, skipped = list_files(docs, exclude=docs / "index")
     names = [p.relative_to(docs).as_posix() for p in supported]
     assert names == sorted(names)
     assert set(names) == {"guide.html", "handbook.md", "manual.pdf", "notes/faq.txt", "recipes.jsonl", "tickets.csv"}
-    assert [p.name for p in unsupported] == ["photo.png"]
+    assert [(p.name, reason) for p, reason in skipped] == [("photo.png", "binary: a PNG image")]
 
 
 # Plain text is streamed block by block (bounded memory); it must read exactly as the whole-file loader does.
@@ -135,7 +149,7 @@ def test_other_formats_are_loaded_whole_and_lone_surrogates_are_replaced(tmp_pat
     path = tmp_path / "a.jsonl"
     path.write_text('{"text": "broken \\ud800 escape"}\n')
     doc = open_document(path, "a.jsonl")
-    assert isinstance(doc, Document) and doc.text == "broken \ufffd escape"  # one for one: offsets still hold
+    assert isinstance(doc, Document) and doc.text == "text: broken \ufffd escape"  # one for one: offsets still hold
     doc.text.encode("utf-8")  # storable
 
 

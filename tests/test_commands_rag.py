@@ -75,7 +75,10 @@ def test_eval_self_supervised_and_labelled(index: Path, tmp_path: Path) -> None:
     qa = tmp_path / "qa.jsonl"
     qa.write_text(json.dumps({"question": "descaler citric acid", "source": "handbook.md"}) + "\n")
     text = runner.invoke(app, ["rag", "eval", str(index), str(qa)]).stdout
-    assert "labelled evaluation, 1 questions" in text and "hit rate  1.000" in text and "MRR@5     1.000" in text
+    assert "labelled evaluation, 1 questions" in text and "headline mode hybrid" in text
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[2:5]}
+    assert set(rows) == {"dense", "lexical", "hybrid"} and rows["hybrid"][1:] == ["1.000", "1.000"]  # MRR, hit rate
+    assert "verdict: NO CLEAR CHANGE (n=1, lexical vs hybrid): only 1 questions" in text
 
 
 def test_build_warns_about_unreadable_files_on_stderr(docs: Path, tmp_path: Path) -> None:

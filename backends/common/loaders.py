@@ -1,7 +1,11 @@
-"""Document loaders: find files under a folder and extract their text (.txt .md .html .pdf .jsonl .csv).
+"""Document loaders: find files under a folder and extract their text (.txt .md .html .pdf .jsonl .csv, and any
+other file whose content is text).
 
 Each loader returns the text plus the offsets where pages or rows start, so a chunk can say `page 3` or `row 7`.
 A file that cannot be read raises `UnreadableFileError` with the reason; the build turns it into a warning.
+A file with no suffix (`README`, `NEWS`) or an unknown one is read as plain text when its first `SNIFF_BYTES`
+are text (no NUL byte, valid UTF-8, no known binary signature); otherwise `list_files` skips it with the reason.
+CSV and JSONL rows keep every column (or the ones named), each value written as `column: value`.
 
 Memory stays bounded: plain text (`STREAMED_SUFFIXES`) is read block by block as it is chunked (`TextFile`),
 and no file over its size limit (`MAX_FILE_BYTES`) is read at all; the reason says how to split it.
@@ -24,6 +28,7 @@ from pathlib import Path
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "SNIFF_BYTES",
     "SUPPORTED_SUFFIXES",
     "Document",
     "TextFile",
@@ -34,7 +39,9 @@ __all__ = [
     "hash_file",
     "list_files",
     "open_document",
+    "parse_columns",
     "printable_name",
+    "sniff_binary",
 ]
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".jsonl", ".csv")
@@ -46,8 +53,21 @@ TEXT_PIECE_CHARS = 1 << 20  # in-memory text is handed over in pieces of this ma
 # copy of the vectors (384 float32 per ~1 KB chunk), so a 256 MiB file peaks near 2 GiB. The others are parsed
 # whole (pypdf pages, csv and json objects take several times the file size), hence the lower limit.
 MAX_FILE_BYTES = {"streamed": 256 << 20, "parsed": 64 << 20}
-TEXT_COLUMN_NAMES = ("text", "content", "body", "document", "passage", "chunk", "abstract", "description")
-GUESS_ROWS = 100  # rows looked at when guessing the text column
+SNIFF_BYTES = 8192  # bytes looked at to tell text from binary in a file without a known suffix
+# Signatures of common binary formats, named in the reason a file is skipped (and how to make it readable).
+_SIGNATURES = (
+    (b"\x1f\x8b", "gzip-compressed; decompress it (gunzip) to index it"),
+    (b"BZh", "bzip2-compressed; decompress it (bunzip2) to index it"),
+    (b"\xfd7zXZ\x00", "xz-compressed; decompress it (unxz) to index it"),
+    (b"PK\x03\x04", "a zip archive; unpack it to index its files"),
+    (b"%PDF-", "a PDF without the .pdf suffix; rename it to index it"),
+    (b"\xff\xfe", "UTF-16 text; convert it to UTF-8 (iconv -f UTF-16 -t UTF-8) to index it"),
+    (b"\xfe\xff", "UTF-16 text; convert it to UTF-8 (iconv -f UTF-16 -t UTF-8) to index it"),
+    (b"\x7fELF", "an executable"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+)
 HASH_BLOCK_BYTES = 1 << 20
 _SURROGATE = re.compile("[\ud800-\udfff]")  # one for one with U+FFFD, so offsets stay right
 _SKIP_HTML_TAGS = {"script", "style", "noscript", "template", "svg"}
@@ -55,6 +75,7 @@ _BLOCK_HTML_TAGS = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "section",
     "article", "pre", "blockquote", "header", "footer", "title", "dd", "dt", "hr",
 }  # fmt: skip
+_CELL_HTML_TAGS = {"td", "th"}  # a space between table cells, so `<td>E06</td><td>Steam` is not `E06Steam`
 
 
 class UnreadableFileError(Exception):
@@ -133,13 +154,42 @@ def printable_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def list_files(docs_dir: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
-    """Files under `docs_dir`, recursively, sorted: (supported, unsupported). Hidden files and `exclude` are left out.
+def sniff_binary(path: Path) -> str | None:
+    """Why the file's content is not text, judged from its first `SNIFF_BYTES`; None: it reads as UTF-8 text.
 
-    Folders that vanish or cannot be listed while it walks are passed over (`os.walk` ignores their errors);
-    symbolic links to folders are not followed, as with `Path.rglob`.
+    Binary: a known signature (compressed, archive, image, executable, UTF-16), a NUL byte, or bytes that are not
+    UTF-8 (a character cut by the end of the sample is allowed). An empty file counts as text (it yields no chunk).
+
+    Raises:
+        OSError: the file cannot be opened or read.
     """
-    supported, unsupported = [], []
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+        is_whole = not f.read(1)
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            return f"binary: {what}"
+    nul = head.find(b"\0")
+    if nul >= 0:
+        return f"binary: a NUL byte at offset {nul}"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=is_whole)
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text (bad byte at offset {exc.start})"
+    return None
+
+
+def list_files(docs_dir: Path, exclude: Path | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files under `docs_dir`, recursively, sorted: (readable, skipped with the reason). Hidden files and `exclude`
+    are left out.
+
+    A file with a supported suffix is readable (its loader reports what is wrong with it); any other file is
+    readable when `sniff_binary` finds text in it, and skipped with its reason otherwise. Folders that vanish or
+    cannot be listed while it walks are passed over (`os.walk` ignores their errors); symbolic links to folders are
+    not followed, as with `Path.rglob`.
+    """
+    readable: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     exclude = exclude.resolve() if exclude else None
     found = []
     for folder, dirs, files in os.walk(docs_dir):
@@ -151,8 +201,24 @@ def list_files(docs_dir: Path, exclude: Path | None = None) -> tuple[list[Path],
                 continue
         except OSError:  # vanished, or a link loop
             continue
-        (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else unsupported).append(path)
-    return supported, unsupported
+        if path.suffix.lower() in SUPPORTED_SUFFIXES:
+            readable.append(path)
+            continue
+        try:
+            reason = sniff_binary(path)
+        except OSError:  # hashing names the error next
+            reason = None
+        if reason is None:
+            readable.append(path)
+        else:
+            skipped.append((path, reason))
+    return readable, skipped
+
+
+def _is_plain(path: Path) -> bool:
+    """Read as plain text (streamed): the plain-text suffixes, and every suffix no other loader claims."""
+    suffix = path.suffix.lower()
+    return suffix in STREAMED_SUFFIXES or suffix not in SUPPORTED_SUFFIXES
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -180,8 +246,8 @@ def check_size(path: Path, n_bytes: int | None = None) -> None:
     Raises:
         UnreadableFileError: it is too large (the reason says how to split it), or cannot be looked at.
     """
-    suffix = path.suffix.lower()
-    kind = "streamed" if suffix in STREAMED_SUFFIXES else "parsed"
+    suffix = path.suffix.lower() or "suffix-less"
+    kind = "streamed" if _is_plain(path) else "parsed"
     if n_bytes is None:
         try:
             n_bytes = path.stat().st_size
@@ -195,25 +261,25 @@ def check_size(path: Path, n_bytes: int | None = None) -> None:
                                   f"into smaller files ({how})")
 
 
-def open_document(path: Path, source: str, text_column: str | None = None) -> Document | TextFile:
+def open_document(path: Path, source: str, text_column: str | list[str] | None = None) -> Document | TextFile:
     """The file as the chunker reads it: plain text streamed (`TextFile`), other formats extracted whole.
 
     Raises:
         UnreadableFileError: as `extract_text`; for plain text, a bad byte or read error surfaces while reading.
     """
-    if path.suffix.lower() in STREAMED_SUFFIXES:
+    if _is_plain(path):
         check_size(path)
         return TextFile(source, path)
     return extract_text(path, source, text_column)
 
 
-def extract_text(path: Path, source: str, text_column: str | None = None) -> Document:
-    """Extract the text of one file by its suffix.
+def extract_text(path: Path, source: str, text_column: str | list[str] | None = None) -> Document:
+    """Extract the text of one file by its suffix (any suffix but the structured ones is plain text).
 
     Args:
         path: The file.
         source: Its name as stored in the index (relative path).
-        text_column: CSV/JSONL column with the text; None: guess it.
+        text_column: CSV/JSONL columns to keep (a list, or names separated by commas); None: every column.
 
     Raises:
         UnreadableFileError: the file cannot be read or decoded, holds no text, or is over `MAX_FILE_BYTES`.
@@ -278,7 +344,7 @@ def _load_pdf(path: Path, source: str) -> Document:
 def _csv_rows(text: str) -> list[dict]:
     csv.field_size_limit(1 << 24)
     try:
-        return list(csv.DictReader(io.StringIO(text)))
+        return list(csv.DictReader(io.StringIO(text), restkey="(extra)"))
     except csv.Error as exc:
         raise UnreadableFileError(f"not valid CSV ({exc})") from None
 
@@ -296,33 +362,47 @@ def _jsonl_rows(text: str) -> list[dict]:
     return rows
 
 
-def _join_rows(rows: list[dict], source: str, text_column: str | None) -> Document:
+def parse_columns(text_column: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Column names from a list or a comma-separated string, blanks dropped; None (or nothing named): every column."""
+    if text_column is None:
+        return None
+    names = text_column.split(",") if isinstance(text_column, str) else list(text_column)
+    return tuple(n.strip() for n in names if n.strip()) or None
+
+
+def _cell(value: object) -> str:
+    """A row value as text: strings stripped, numbers and booleans as written, nested JSON compact, null empty."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value)
+
+
+def _join_rows(rows: list[dict], source: str, text_column: str | list[str] | None) -> Document:
+    """One segment per row: `column: value` for each kept column with a value, so the header travels with it."""
     if not rows:
         raise UnreadableFileError("no rows in it")
-    columns = list(rows[0])
-    column = text_column or _guess_text_column(rows)
-    if column not in columns:
-        raise UnreadableFileError(f"no column `{column}` (columns: {', '.join(columns)})")
+    columns = list(dict.fromkeys(str(c) for row in rows for c in row))
+    wanted = parse_columns(text_column)
+    if wanted is not None:
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            raise UnreadableFileError(f"no column `{missing[0]}` (columns: {', '.join(columns)})")
+        columns = list(wanted)
     starts, labels, parts, offset = [], [], [], 0
     for number, row in enumerate(rows, start=1):
-        value = row.get(column)
-        if not isinstance(value, str) or not value.strip():
+        by_name = {str(k): v for k, v in row.items()}
+        fields = [f"{c}: {value}" for c in columns if (value := _cell(by_name.get(c)))]
+        if not fields:
             continue
         starts.append(offset)
         labels.append(f"row {number}")
-        parts.append(value.strip())
+        parts.append("\n".join(fields))
         offset += len(parts[-1]) + 2
     return Document(source, "\n\n".join(parts), starts, labels)
-
-
-def _guess_text_column(rows: list[dict]) -> str:
-    columns = list(rows[0])
-    by_lower = {str(c).lower(): c for c in columns}
-    for name in TEXT_COLUMN_NAMES:
-        if name in by_lower:
-            return by_lower[name]
-    lengths = {c: sum(len(r[c]) for r in rows[:GUESS_ROWS] if isinstance(r.get(c), str)) for c in columns}
-    return max(columns, key=lambda c: lengths[c])
 
 
 class _TextExtractor(HTMLParser):
@@ -336,6 +416,8 @@ class _TextExtractor(HTMLParser):
             self._skip_depth += 1
         elif tag in _BLOCK_HTML_TAGS:
             self.parts.append("\n\n")
+        elif tag in _CELL_HTML_TAGS:
+            self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP_HTML_TAGS:

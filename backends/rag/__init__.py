@@ -1,7 +1,9 @@
-"""RAG backend: build, update, query and evaluate a faiss index over a folder of documents.
+"""RAG backend: build, update, query and evaluate a faiss + SQLite FTS5 index over a folder of documents.
 
-Recipe: `check` (cheap, no model loaded) → load and chunk documents → embed (checkpointed) → index → publish
-atomically → evaluate. Nothing heavy (torch, sentence-transformers, faiss) is imported until a function runs.
+Recipe: `check` (cheap, no model loaded) → load and chunk documents → embed (checkpointed) → index (faiss, and
+FTS5 for BM25) → publish atomically → evaluate every search mode (dense, lexical, hybrid) → the verdict of the
+step's mode against lexical search. Nothing heavy (torch, sentence-transformers, faiss) is imported until a
+function runs.
 """
 
 from __future__ import annotations
@@ -17,24 +19,29 @@ from backends.common.embedding import PACKAGED_ALIASES, load_embedder
 from backends.common.loaders import list_files
 from backends.rag.build import build_index
 from backends.rag.evaluation import evaluate_index, retrieval_metrics
-from backends.rag.query import query_index
+from backends.rag.query import DEFAULT_MODE, Retriever, query_index
 from backends.rag.report import report_step
-from backends.rag.results import BuildResult, EvalResult, QueryHit, RagRunResult
+from backends.rag.results import BuildResult, EvalResult, QueryHit, RagRunResult, RagVerdict
 from backends.rag.store import index_dir_problem, open_index
+from backends.rag.verdict import rag_verdict
 
 __all__ = [
     "BACKEND",
+    "DEFAULT_MODE",
     "BuildResult",
     "EvalResult",
     "IndexEstimate",
     "QueryHit",
     "RagRunResult",
+    "RagVerdict",
+    "Retriever",
     "build_index",
     "check",
     "choose_index_type",
     "estimate_index",
     "evaluate_index",
     "query_index",
+    "rag_verdict",
     "retrieval_metrics",
     "run",
 ]
@@ -74,6 +81,10 @@ def check(step: RagStep, run_dir: str | Path | None = None) -> list[Problem]:
                                 hint='pip install "advisor[rag]"'))
     elif model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
         problems.append(Problem(field="embedding_model", message=f"folder `{model}` does not exist"))
+    reranker = step.rerank_model
+    if reranker and reranker.startswith((".", "/", "~")) and not Path(reranker).expanduser().is_dir():
+        problems.append(Problem(field="rerank_model", message=f"folder `{reranker}` does not exist",
+                                hint="no cross-encoder ships offline: give a local CrossEncoder folder, or none"))
     if run_dir is not None and (problem := index_dir_problem(Path(run_dir) / step.index_dir)):
         problems.append(Problem(field="index_dir", message=problem))
     elif run_dir is not None and (Path(run_dir) / step.index_dir / "CURRENT").is_file():
@@ -100,9 +111,10 @@ def run(step: RagStep, run_dir: str | Path, *, plan_name: str = "plan") -> RagRu
         plan_name: The plan's name (unused: the step written beside the index identifies the run).
 
     Returns:
-        The build summary, the index's size on disk, and a self-supervised evaluation at `step.eval_k` (None
-        when no sentence could be held out). Also written as `<index>.result.json`, with the step as
-        `<index>.step.json`, in `run_dir`.
+        The build summary, the index's size on disk, an evaluation at `step.eval_k` of every search mode
+        (labelled, or self-supervised; None when no sentence could be held out) and the verdict of the step's
+        mode against lexical search on those questions. Also written as `<index>.result.json`, with the step
+        as `<index>.step.json`, in `run_dir`.
 
     Raises:
         InvalidInputError: `check` found problems.
@@ -115,19 +127,25 @@ def run(step: RagStep, run_dir: str | Path, *, plan_name: str = "plan") -> RagRu
     if problems:
         raise InvalidInputError([str(p) for p in problems])
     index_dir = run_dir / step.index_dir
+    reranker = None
+    if step.rerank_model:  # before building: a reranker that cannot load stops the step with nothing written
+        from backends.rag.rerank import load_reranker
+
+        reranker = load_reranker(step.rerank_model)
     embedder = load_embedder(step.embedding_model)
     build = build_index(
         step.docs_dir, index_dir, chunk_tokens=step.chunk_tokens, overlap_tokens=step.overlap_tokens,
         index_type=step.index_type, text_column=step.text_column, embedder=embedder,
     )  # fmt: skip
     try:
-        evaluation = evaluate_index(index_dir, qa_path=step.eval_questions_path, k=step.eval_k, embedder=embedder)
+        evaluation = evaluate_index(index_dir, qa_path=step.eval_questions_path, k=step.eval_k, embedder=embedder,
+                                    mode=step.mode, rerank_model=reranker)
     except AdvisorError:
         if step.eval_questions_path:  # a labelled file the user gave must work; say why it does not
             raise
         evaluation = None
     result = RagRunResult(index_dir=str(index_dir), build=build, evaluation=evaluation,
-                          index_bytes=_dir_bytes(index_dir))
+                          verdict=rag_verdict(evaluation), index_bytes=_dir_bytes(index_dir))
     with private_files():  # beside the index, as private as it (the chunk text is the documents')
         write_text_atomic(run_dir / f"{index_dir.name}.step.json", step.model_dump_json(indent=2))
         write_text_atomic(run_dir / f"{index_dir.name}.result.json", result.model_dump_json(indent=2))
@@ -139,7 +157,8 @@ def _label(step: RagStep) -> str:
 
 
 def _describe(step: RagStep) -> str:
-    return f"index `{step.docs_dir}` with {step.embedding_model}, {step.chunk_tokens}-token chunks"
+    rerank = f", reranked by {step.rerank_model}" if step.rerank_model else ""
+    return f"index `{step.docs_dir}` with {step.embedding_model}, {step.chunk_tokens}-token chunks, {step.mode} search{rerank}"
 
 
 def _check(step: RagStep, ctx: RunContext) -> list[Problem]:

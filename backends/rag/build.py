@@ -9,6 +9,8 @@ Faults end in one line, never a traceback, and never cost the live index: a file
 mid-build, or whose name is not UTF-8, is skipped with a warning naming it; a write that fails (a full disk,
 no permission) raises `AdvisorError`, and the next build clears what was left. Memory is bounded per file:
 plain text is chunked as it is read (`loaders.TextFile`), and files over `loaders.MAX_FILE_BYTES` are skipped.
+Files with no suffix or an unknown one are read when their content is text; binary ones are skipped, counted and
+listed with the reason (`BuildResult.binary_files`) and one warning sums them up.
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ from backends.common.loaders import (
     hash_file,
     list_files,
     open_document,
+    parse_columns,
     printable_name,
 )
 from backends.rag.chunking import iter_chunks
-from backends.rag.results import BuildResult, Chunk, FileEntry, Manifest
+from backends.rag.results import ROWS_FORMAT, BuildResult, Chunk, FileEntry, Manifest
 from backends.rag.store import (
     OpenIndex,
     build_lock,
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CHECKPOINT_BATCH_CHUNKS", "build_index"]
 
+BINARY_NAMES_SHOWN = 3  # file names the binary-files warning gives per reason; the result lists all
+ROW_SUFFIXES = (".csv", ".jsonl")
 CHECKPOINT_BATCH_CHUNKS = 256  # chunks per checkpointed batch: a few seconds of CPU embedding, so a kill loses little
 DEFAULT_CHUNK_TOKENS = 256  # all-MiniLM-L6-v2 reads 256 tokens; longer chunks would be truncated by the model
 DEFAULT_OVERLAP_TOKENS = 32  # 1/8 of a chunk: a sentence of context carried across each cut
@@ -75,7 +80,7 @@ def build_index(
     chunk_tokens: int | None = None,
     overlap_tokens: int | None = None,
     index_type: str = "auto",
-    text_column: str | None = None,
+    text_column: str | list[str] | None = None,
     embedder: Embedder | None = None,
     on_warning: Warn = _stderr_warning,
     show_progress: bool = True,
@@ -89,9 +94,9 @@ def build_index(
         chunk_tokens: Chunk size in model tokens (capped at what the model reads); None: the index's, else 256.
         overlap_tokens: Tokens shared by neighbouring chunks; None: the index's, else 32.
         index_type: `auto`, `flat`, `hnsw` or `ivf`.
-        text_column: CSV/JSONL column holding the text; None: the index's, else guessed per file.
+        text_column: CSV/JSONL columns kept (a list or comma-separated names); None: the index's, else every one.
         embedder: An already loaded embedder (tests, benchmarks); overrides `model_id`.
-        on_warning: Called with each warning (a skipped file, a full re-embed).
+        on_warning: Called with each warning (a skipped file, the binary files, a full re-embed).
         show_progress: Show a progress bar on stderr while embedding.
 
     Raises:
@@ -104,28 +109,43 @@ def build_index(
         _check_overlap(chunk_tokens, overlap_tokens)
     if not docs_dir.is_dir():
         raise AdvisorError(f"documents folder `{docs_dir}` does not exist", "pass a folder of documents to index")
-    files, unsupported = list_files(docs_dir, exclude=index_dir)
-    if unsupported:
-        kinds = sorted({p.suffix.lower() or "(no suffix)" for p in unsupported})
-        on_warning(f"skipped {len(unsupported)} file(s) of unsupported type ({', '.join(kinds)})")
+    files, skipped = list_files(docs_dir, exclude=index_dir)
+    binary = {printable_name(p.relative_to(docs_dir).as_posix()): reason for p, reason in skipped}
+    if binary:
+        on_warning(_binary_warning(binary))
     if not files:
-        raise AdvisorError(f"no documents to index in `{docs_dir}`", f"supported types: {' '.join(SUPPORTED_SUFFIXES)}")
+        raise AdvisorError(f"no documents to index in `{docs_dir}`" + (f" ({len(binary)} binary file(s) skipped)"
+                           if binary else ""), f"supported types: {' '.join(SUPPORTED_SUFFIXES)}, and any file whose content is text")
     index_existed = index_dir.exists()
     try:
         with private_files():
             claim_index_dir(index_dir)
             with build_lock(index_dir):
                 clean_leftovers(index_dir)
-                return _build_locked(
+                result = _build_locked(
                     docs_dir, index_dir, files, model_id, chunk_tokens, overlap_tokens, index_type, text_column,
                     embedder, on_warning, show_progress, started,
                 )  # fmt: skip
+                return result.model_copy(update={"n_files_binary": len(binary), "binary_files": binary})
     except (AdvisorError, OSError, sqlite3.Error) as exc:
         if not index_existed:  # a failed first build leaves nothing behind; an interrupted one keeps checkpoints
             shutil.rmtree(index_dir, ignore_errors=True)
         if isinstance(exc, AdvisorError):
             raise
         raise _write_failed(index_dir, exc, is_kept=index_existed) from None
+
+
+def _binary_warning(binary: dict[str, str]) -> str:
+    """One line for every binary file skipped: the count, then each reason with a few of its files."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in binary.items():
+        by_reason.setdefault(reason.split(" (bad byte")[0].split(" at offset")[0], []).append(name)
+    parts = []
+    for reason, names in sorted(by_reason.items(), key=lambda item: -len(item[1])):
+        shown = ", ".join(f"`{n}`" for n in names[:BINARY_NAMES_SHOWN])
+        more = f" and {len(names) - BINARY_NAMES_SHOWN} more" if len(names) > BINARY_NAMES_SHOWN else ""
+        parts.append(f"{len(names)} × {reason} ({shown}{more})")
+    return f"skipped {len(binary)} file(s) whose content is not text: " + "; ".join(parts)
 
 
 def _write_failed(index_dir: Path, exc: OSError | sqlite3.Error, *, is_kept: bool) -> AdvisorError:
@@ -152,7 +172,7 @@ def _build_locked(
     chunk_tokens: int | None,
     overlap_tokens: int | None,
     index_type: str,
-    text_column: str | None,
+    text_column: str | list[str] | None,
     embedder: Embedder | None,
     on_warning: Warn,
     show_progress: bool,
@@ -162,7 +182,8 @@ def _build_locked(
     old = previous.manifest if previous else None
     chunk_tokens = chunk_tokens or (old.chunk_tokens if old else DEFAULT_CHUNK_TOKENS)
     overlap_tokens = overlap_tokens if overlap_tokens is not None else (old.overlap_tokens if old else DEFAULT_OVERLAP_TOKENS)
-    text_column = text_column or (old.text_column if old else None)
+    columns = parse_columns(text_column) or (parse_columns(old.text_column) if old else None)
+    text_column = list(columns) if columns else None
     _check_overlap(chunk_tokens, overlap_tokens)
     wanted_model = embedder.model_id if embedder else model_id
     wanted_model = wanted_model or (previous.manifest.embedding_model if previous else DEFAULT_MODEL)
@@ -178,7 +199,9 @@ def _build_locked(
     )  # fmt: skip
     if previous and not same_settings and old_files:
         on_warning("chunking settings or prompts differ from the index's; every file is re-embedded")
-    reused = {s for s, h in hashes.items() if same_settings and s in old_files and old_files[s].content_sha256 == h}
+    old_rows = previous is not None and previous.manifest.rows_format != ROWS_FORMAT  # row files read anew
+    reused = {s for s, h in hashes.items() if same_settings and s in old_files and old_files[s].content_sha256 == h
+              and not (old_rows and Path(s).suffix.lower() in ROW_SUFFIXES)}
     new_chunks = _load_and_chunk(
         docs_dir, sorted(set(hashes) - reused), embedder, chunk_tokens, overlap_tokens, text_column, warnings, on_warning
     )
@@ -202,6 +225,7 @@ def _build_locked(
         chunk_tokens=chunk_tokens,
         overlap_tokens=overlap_tokens,
         text_column=text_column,
+        rows_format=ROWS_FORMAT,
         index_type=kind,
         index_type_reason=reason,
         index_params=params,
@@ -240,7 +264,7 @@ def _load_and_chunk(
     embedder: Embedder,
     chunk_tokens: int,
     overlap_tokens: int,
-    text_column: str | None,
+    text_column: list[str] | None,
     warnings: list[str],
     on_warning: Warn,
 ) -> dict[str, list[Chunk]]:
@@ -320,8 +344,9 @@ def _check_same_model(previous: OpenIndex, model_id: str, dim: int | None) -> No
 
 
 def _settings(manifest: Manifest) -> tuple:
+    columns = parse_columns(manifest.text_column)
     return (
-        manifest.chunk_tokens, manifest.overlap_tokens, manifest.text_column,
+        manifest.chunk_tokens, manifest.overlap_tokens, list(columns) if columns else None,
         manifest.max_input_tokens, manifest.document_prompt,
     )  # fmt: skip
 

@@ -7,7 +7,11 @@ Self-supervised, when there are no labels: pick chunks at random (fixed seed); f
 that occurs in no other chunk; re-embed the chunk without it; ask the sentence as the question. The only relevant
 chunk is the one it was taken from, and it no longer contains the sentence, so the question is not a verbatim
 lookup. Searched exactly over the stored vectors with those chunks swapped for their held-out versions, so it
-measures chunking and embedding; the ANN index's own recall against exact search is in `benchmarks/`.
+measures chunking and embedding; the ANN index's own recall against exact search is in `benchmarks/`. Lexical
+search runs over an in-memory FTS5 table of the chunk texts with the same sentences held out.
+
+Every mode (dense, lexical, hybrid; and the chosen mode reranked, when a cross-encoder is named) is scored on the
+same questions, with the per-question outcomes kept so that `backends.rag.verdict` can pair them.
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ from typing import TYPE_CHECKING
 
 from advisor.core.errors import AdvisorError, InvalidInputError
 from backends.common.embedding import Embedder, load_embedder
-from backends.rag.results import EvalResult
+from backends.rag.lexical import FUSION_DEPTH, bm25_search, memory_fts
+from backends.rag.query import DEFAULT_MODE, MODES, RERANK_CANDIDATES, rank
+from backends.rag.results import EvalResult, ModeScores
 from backends.rag.store import OpenIndex, open_index
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["evaluate_index", "retrieval_metrics"]
+    from backends.rag.rerank import Reranker
+
+__all__ = ["evaluate_index", "mode_scores", "retrieval_metrics"]
 
 DEFAULT_N_QUESTIONS = 200  # enough for ±0.07 on a recall near 0.5 at 95% confidence (binomial), fast on CPU
 MIN_SENTENCE_WORDS = 6  # shorter "sentences" (headings, list items) are not questions
@@ -57,6 +65,17 @@ def retrieval_metrics(ranked: list[list[int]], relevant: list[set[int]], k: int)
     return recall / n, mrr / n, hits / n
 
 
+def mode_scores(ranked: list[list[int]], relevant: list[set[int]], k: int) -> ModeScores:
+    """`retrieval_metrics` with the per-question hit@k and reciprocal rank kept."""
+    recall, mrr, hit_rate = retrieval_metrics(ranked, relevant, k)
+    reciprocal = []
+    for ids, rel in zip(ranked, relevant, strict=True):
+        first = next((r for r, i in enumerate(ids[:k], start=1) if i in rel), None)
+        reciprocal.append(1 / first if first else 0.0)
+    return ModeScores(recall_at_k=recall, mrr=mrr, hit_rate=hit_rate, hits=[r > 0 for r in reciprocal],
+                      reciprocal_ranks=reciprocal)
+
+
 def evaluate_index(
     index_dir: str | Path,
     qa_path: str | Path | None = None,
@@ -64,8 +83,10 @@ def evaluate_index(
     n_questions: int = DEFAULT_N_QUESTIONS,
     seed: int = 0,
     embedder: Embedder | None = None,
+    mode: str = DEFAULT_MODE,
+    rerank_model: str | Reranker | None = None,
 ) -> EvalResult:
-    """Measure retrieval quality of an index.
+    """Measure retrieval quality of an index, in every search mode on the same questions.
 
     Args:
         index_dir: An index built by `build_index`.
@@ -74,18 +95,56 @@ def evaluate_index(
         n_questions: Self-supervised: questions to draw (fewer when the corpus has fewer usable sentences).
         seed: Self-supervised: which chunks and sentences are drawn.
         embedder: An already loaded embedder; None: the model named in the manifest.
+        mode: The mode the headline figures (`recall_at_k`, `mrr`, `hit_rate`) are for.
+        rerank_model: A cross-encoder (id, folder or loaded `Reranker`) re-ordering `mode`'s top chunks; scored as
+            `<mode>+rerank`, then the headline mode.
 
     Raises:
-        AdvisorError: no index, a damaged index, a bad question file, or no usable questions.
+        AdvisorError: no index, a damaged index, a bad question file, no usable questions, a reranker that cannot
+            be loaded, or an index without its full-text table that cannot get one.
     """
     if k < 1:
         raise InvalidInputError([f"k: must be ≥ 1 (got {k})"])
+    if mode not in MODES:
+        raise InvalidInputError([f"mode: must be one of {', '.join(MODES)} (got `{mode}`)"])
     opened = open_index(index_dir)
     questions = _read_questions(Path(qa_path)) if qa_path is not None else None
+    reranker = rerank_model or None
+    if isinstance(rerank_model, str):
+        from backends.rag.rerank import load_reranker
+
+        reranker = load_reranker(rerank_model)
     embedder = embedder or load_embedder(opened.manifest.embedding_model)
     if questions is not None:
-        return _evaluate_labelled(opened, questions, k, embedder)
-    return _evaluate_held_out(opened, k, n_questions, seed, embedder)
+        return _evaluate_labelled(opened, questions, k, embedder, mode, reranker)
+    return _evaluate_held_out(opened, k, n_questions, seed, embedder, mode, reranker)
+
+
+def _score_modes(
+    questions: list[str],
+    dense: list[list[int]],
+    lexical: list[list[int]],
+    relevant: list[set[int]],
+    k: int,
+    mode: str,
+    reranker: object | None,
+    texts_of: object,
+) -> tuple[dict[str, ModeScores], str]:
+    """Scores of every mode (and `mode` reranked), and the name of the headline mode."""
+    by_mode = {}
+    for name in MODES:
+        ranked = [[i for i, _ in rank(name, d, lx, k)] for d, lx in zip(dense, lexical, strict=True)]
+        by_mode[name] = mode_scores(ranked, relevant, k)
+    if reranker is None:
+        return by_mode, mode
+    reranked = []
+    n = max(k, RERANK_CANDIDATES)
+    for question, d, lx in zip(questions, dense, lexical, strict=True):
+        ids = [i for i, _ in rank(mode, d, lx, n)]
+        scores = reranker.scores(question, texts_of(ids))  # type: ignore[attr-defined]
+        reranked.append([i for i, _ in sorted(zip(ids, scores, strict=True), key=lambda x: -x[1])])
+    by_mode[f"{mode}+rerank"] = mode_scores(reranked, relevant, k)
+    return by_mode, f"{mode}+rerank"
 
 
 def _read_questions(path: Path) -> list[dict]:
@@ -117,7 +176,8 @@ def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _evaluate_labelled(opened: OpenIndex, questions: list[dict], k: int, embedder: Embedder) -> EvalResult:
+def _evaluate_labelled(opened: OpenIndex, questions: list[dict], k: int, embedder: Embedder, mode: str,
+                       reranker: object | None) -> EvalResult:
     from backends.rag.index import search
 
     relevant: list[set[int]] = [set() for _ in questions]
@@ -128,14 +188,23 @@ def _evaluate_labelled(opened: OpenIndex, questions: list[dict], k: int, embedde
             source = q["source"]
             if (source and (chunk.source == source or chunk.source.endswith("/" + source))) or (text and text in body):
                 rel.add(chunk_id)
+    depth = max(k, FUSION_DEPTH, RERANK_CANDIDATES if reranker else 0)
     queries = embedder.embed([q["question"] for q in questions], is_query=True)
-    _, ids = search(opened.load_faiss(), queries, k)
-    ranked = [[int(i) for i in row if i >= 0] for row in ids]
-    recall, mrr, hit_rate = retrieval_metrics(ranked, relevant, k)
+    _, ids = search(opened.load_faiss(), queries, min(depth, max(opened.manifest.n_chunks, 1)))
+    dense = [[int(i) for i in row if i >= 0] for row in ids]
+    lexical = [[i for i, _ in opened.lexical_search(q["question"], depth)] for q in questions]
+
+    def texts_of(chunk_ids: list[int]) -> list[str]:
+        found = opened.fetch_chunks(chunk_ids)
+        return [found[i].text for i in chunk_ids]
+
+    by_mode, headline = _score_modes([q["question"] for q in questions], dense, lexical, relevant, k, mode,
+                                     reranker, texts_of)
+    top = by_mode[headline]
     unmatched = sum(1 for rel in relevant if not rel)
     return EvalResult(
         mode="labelled", search="index", k=k, n_questions=len(questions),
-        recall_at_k=recall, mrr=mrr, hit_rate=hit_rate,
+        recall_at_k=top.recall_at_k, mrr=top.mrr, hit_rate=top.hit_rate, retrieval=headline, by_mode=by_mode,
         assumptions=[
             "relevant: chunks of the expected source file, or chunks containing the expected text "
             "(case and spacing ignored)",
@@ -144,7 +213,8 @@ def _evaluate_labelled(opened: OpenIndex, questions: list[dict], k: int, embedde
     )  # fmt: skip
 
 
-def _evaluate_held_out(opened: OpenIndex, k: int, n_questions: int, seed: int, embedder: Embedder) -> EvalResult:
+def _evaluate_held_out(opened: OpenIndex, k: int, n_questions: int, seed: int, embedder: Embedder, mode: str,
+                       reranker: object | None) -> EvalResult:
     import numpy as np
 
     candidates: dict[int, list[str]] = {}
@@ -178,16 +248,31 @@ def _evaluate_held_out(opened: OpenIndex, k: int, n_questions: int, seed: int, e
     ids = [p[0] for p in picked]
     vectors[ids] = embedder.embed([p[2] for p in picked], is_query=False)
     queries = embedder.embed([p[1] for p in picked], is_query=True)
-    ranked = _exact_top_k(vectors, queries, k)
-    recall, mrr, hit_rate = retrieval_metrics(ranked, [{i} for i in ids], k)
+    depth = max(k, FUSION_DEPTH, RERANK_CANDIDATES if reranker else 0)
+    dense = _exact_top_k(vectors, queries, depth)
+    held_out = {p[0]: p[2] for p in picked}
+    fts = memory_fts((i, held_out.get(i, c.text), c.source) for i, c in opened.iter_chunks())
+    try:
+        lexical = [[i for i, _ in bm25_search(fts, p[1], depth)] for p in picked]
+    finally:
+        fts.close()
+
+    def texts_of(chunk_ids: list[int]) -> list[str]:
+        found = opened.fetch_chunks(chunk_ids)
+        return [held_out.get(i, found[i].text) for i in chunk_ids]
+
+    by_mode, headline = _score_modes([p[1] for p in picked], dense, lexical, [{i} for i in ids], k, mode,
+                                     reranker, texts_of)
+    top = by_mode[headline]
     return EvalResult(
         mode="self-supervised", search="exact", k=k, n_questions=len(picked),
-        recall_at_k=recall, mrr=mrr, hit_rate=hit_rate,
+        recall_at_k=top.recall_at_k, mrr=top.mrr, hit_rate=top.hit_rate, retrieval=headline, by_mode=by_mode,
         assumptions=[
             f"{len(picked)} sentences of {MIN_SENTENCE_WORDS}–{MAX_SENTENCE_WORDS} words, each found in one chunk "
             f"only, held out of that chunk (seed {seed})",
             "the held-out chunks are re-embedded without their sentence; the only relevant chunk is the source",
             "exact search over the stored vectors: the ANN index's own recall is measured in benchmarks/",
+            "lexical search over the chunk texts with the same sentences held out (in-memory FTS5)",
         ],
     )  # fmt: skip
 

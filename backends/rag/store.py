@@ -5,7 +5,9 @@ Layout::
     INDEX_DIR/
       ADVISOR_INDEX.txt    marker written when advisor made (or adopted) the folder: only then does it delete here
       CURRENT              name of the live generation, replaced atomically (os.replace) when a build ends
-      gen-000007/          one complete index: manifest.json, index.faiss, vectors.npy, chunks.sqlite
+      gen-000007/          one complete index: manifest.json, index.faiss, vectors.npy, chunks.sqlite (the chunk
+                           text and its FTS5 table for lexical search; an index built before lexical search gets
+                           that table added in place on first lexical use, see `OpenIndex.ensure_lexical`)
       staging/             checkpointed embedding batches of a build that has not finished
       .lock                held (flock) by the build writing this directory
 
@@ -37,6 +39,7 @@ from pydantic import ValidationError
 
 from advisor.core.errors import AdvisorError
 from advisor.core.fileio import write_text_atomic
+from backends.rag.lexical import bm25_search, create_fts, has_fts
 from backends.rag.results import Chunk, Manifest
 
 if TYPE_CHECKING:
@@ -148,6 +151,34 @@ class OpenIndex:
             for source, chunk_id in con.execute("SELECT source, id FROM chunks ORDER BY source, chunk_index"):
                 out.setdefault(source, []).append(chunk_id)
         return out
+
+    def ensure_lexical(self) -> None:
+        """Make sure `chunks.sqlite` holds the FTS5 table; an index built before lexical search gets it added now.
+
+        Raises:
+            AdvisorError: it has none and it cannot be added (a read-only index); the hint says how to rebuild.
+        """
+        with self._db() as con:
+            if has_fts(con):
+                return
+        try:
+            with contextlib.closing(sqlite3.connect(self.path / CHUNKS_FILE, timeout=30)) as con, con:
+                create_fts(con)
+        except (sqlite3.Error, OSError) as exc:
+            raise AdvisorError(
+                f"index `{self.index_dir}` was built before lexical search, and its full-text table cannot be "
+                f"added in place ({exc})",
+                f"rebuild it with `advisor rag build DOCS_DIR -o {self.index_dir}` (unchanged files are not "
+                "re-embedded), or search with `--mode dense`",
+            ) from None
+
+    def lexical_search(self, question: str, n: int, *, ensure: bool = True) -> list[tuple[int, float]]:
+        """Top-`n` (chunk id, BM25 score) for `question`, best first (`lexical.bm25_search`); `ensure=False` when
+        `ensure_lexical` has already run on this generation."""
+        if ensure:
+            self.ensure_lexical()
+        with self._db() as con:
+            return bm25_search(con, question, n)
 
     def iter_chunks(self) -> Iterator[tuple[int, Chunk]]:
         """Every chunk with its id, in id order."""
@@ -313,6 +344,7 @@ def _write_files(path: Path, manifest: Manifest, chunks: list[Chunk], vectors: n
             ((i, *(getattr(c, col) for col in _CHUNK_COLUMNS)) for i, c in enumerate(chunks)),
         )
         con.execute("CREATE INDEX chunks_source ON chunks (source, chunk_index)")
+        create_fts(con)
     save_npy(path / VECTORS_FILE, np.asarray(vectors, dtype=np.float32))
     write_faiss_index(index, path / FAISS_FILE)
     (path / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))

@@ -1,4 +1,5 @@
-"""`advisor rag build|query|eval`: index a folder of documents, search it, measure its retrieval quality."""
+"""`advisor rag build|query|eval|serve`: index a folder of documents, search it, measure its retrieval quality, keep
+it loaded behind a local endpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 from advisor.app.console import user_errors
 
 if TYPE_CHECKING:
-    from backends.rag import BuildResult, EvalResult, QueryHit
+    from backends.rag import BuildResult, EvalResult, QueryHit, RagVerdict
 
 
 app = typer.Typer()
@@ -28,7 +29,18 @@ class IndexChoice(str, Enum):
     ivf = "ivf"
 
 
+class ModeChoice(str, Enum):
+    dense = "dense"
+    lexical = "lexical"
+    hybrid = "hybrid"
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout")]
+ModeOption = Annotated[ModeChoice, typer.Option(
+    "--mode", help="dense (faiss), lexical (BM25 over SQLite FTS5) or hybrid (both, reciprocal-rank fusion)")]
+RerankOption = Annotated[str | None, typer.Option(
+    "--rerank", metavar="MODEL", help="Re-order the top chunks with this sentence-transformers cross-encoder (id or "
+    "folder); none ships offline")]
 
 
 def _warn(message: str) -> None:
@@ -47,7 +59,8 @@ def _require_folder(path: Path, what: str) -> None:
 
 @rag_app.command("build")
 def build(
-    docs_dir: Annotated[Path, typer.Argument(help="Folder of documents (.txt .md .html .pdf .jsonl .csv), recursive")],
+    docs_dir: Annotated[Path, typer.Argument(
+        help="Folder of documents (.txt .md .html .pdf .jsonl .csv, and any file whose content is text), recursive")],
     index_dir: Annotated[Path, typer.Option("-o", "--output", help="Index directory; updated in place if it exists")],
     model: Annotated[
         str | None, typer.Option(help="sentence-transformers id or path; default: the index's, else all-MiniLM-L6-v2")
@@ -62,7 +75,7 @@ def build(
         IndexChoice.auto
     ),
     text_column: Annotated[
-        str | None, typer.Option(help="CSV/JSONL column with the text; default: the index's, else guessed")
+        str | None, typer.Option(help="CSV/JSONL columns kept, comma-separated; default: the index's, else every one")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -84,22 +97,48 @@ def build(
 @rag_app.command("query")
 def query(
     index_dir: Annotated[Path, typer.Argument(help="Index directory written by `advisor rag build`")],
-    question: Annotated[str, typer.Argument(help="What to search for")],
+    question: Annotated[str, typer.Argument(help="What to search for (after `--` when it starts with a dash: `-- --no-cache`)")],
     k: Annotated[int, typer.Option("-k", min=1, help="Chunks to return")] = 5,
+    mode: ModeOption = ModeChoice.hybrid,
+    rerank: RerankOption = None,
+    no_server: Annotated[bool, typer.Option("--no-server", help="Load the model here even if `advisor rag serve` "
+                                            "runs for this index")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Print the chunks closest to a question: score, source file, position and text."""
+    """Print the chunks best matching a question: score, source file, position and text.
+
+    Asks `advisor rag serve` when one runs for this index (the model stays loaded there), else loads it here.
+    """
     with user_errors():
         _require_folder(index_dir, "index folder")
         from backends.rag import query_index
+        from backends.rag.serve import find_server, remote_query
 
-        hits = query_index(index_dir, question, k)
+        endpoint = None if no_server else find_server(index_dir)
+        hits = remote_query(endpoint, question, k, mode.value, rerank) if endpoint else None
+        server = endpoint.url if endpoint and hits is not None else None
+        if hits is None:
+            hits = query_index(index_dir, question, k, mode=mode.value, rerank_model=rerank)
         if as_json:
             import json
 
-            typer.echo(json.dumps({"question": question, "hits": [h.model_dump() for h in hits]}, indent=2))
+            typer.echo(json.dumps({"question": question, "mode": mode.value, "rerank_model": rerank, "server": server,
+                                   "hits": [h.model_dump() for h in hits]}, indent=2))
         else:
             typer.echo(_hits_text(hits))
+
+
+@rag_app.command("serve")
+def serve(
+    index_dir: Annotated[Path, typer.Argument(help="Index directory written by `advisor rag build`")],
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1; 0: any free one")] = 0,
+) -> None:
+    """Keep the index and its model loaded behind a local HTTP endpoint (127.0.0.1, JSON); `rag query` uses it."""
+    with user_errors():
+        _require_folder(index_dir, "index folder")
+        from backends.rag.serve import serve as serve_index
+
+        serve_index(index_dir, port, on_ready=lambda line: typer.echo(line, err=True))
 
 
 @rag_app.command("eval")
@@ -111,15 +150,26 @@ def evaluate(
     k: Annotated[int, typer.Option("-k", min=1, help="Ranks counted for recall@k, MRR and hit rate")] = 5,
     n_questions: Annotated[int, typer.Option(min=1, help="Held-out sentences drawn without a QA file")] = 200,
     seed: Annotated[int, typer.Option(help="Which held-out sentences are drawn")] = 0,
+    mode: ModeOption = ModeChoice.hybrid,
+    rerank: RerankOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Measure recall@k, MRR and hit rate, on labelled questions or on self-supervised ones."""
+    """Measure recall@k, MRR and hit rate of every search mode on the same questions (labelled or held-out
+    sentences), and judge `--mode` against lexical search (paired: McNemar on hit@k, bootstrap on MRR)."""
     with user_errors():
         _require_folder(index_dir, "index folder")
-        from backends.rag import evaluate_index
+        from backends.rag import evaluate_index, rag_verdict
 
-        result = evaluate_index(index_dir, qa_file, k=k, n_questions=n_questions, seed=seed)
-        typer.echo(result.model_dump_json(indent=2) if as_json else _eval_text(result))
+        result = evaluate_index(index_dir, qa_file, k=k, n_questions=n_questions, seed=seed, mode=mode.value,
+                                rerank_model=rerank)
+        verdict = rag_verdict(result)
+        if as_json:
+            import json
+
+            payload = {**result.model_dump(mode="json"), "verdict": verdict.model_dump(mode="json") if verdict else None}
+            typer.echo(json.dumps(payload, indent=2))
+        else:
+            typer.echo(_eval_text(result, verdict))
 
 
 def _build_text(r: BuildResult) -> str:
@@ -129,7 +179,7 @@ def _build_text(r: BuildResult) -> str:
         f"index {r.index_dir} ({r.generation}): {r.n_chunks} chunks from {r.n_files} files, "
         f"{r.index_type} ({r.index_type_reason}), {r.embedding_model} ({r.embedding_dim} dims)\n"
         f"files: {r.n_files_added} added, {r.n_files_changed} changed, {r.n_files_unchanged} unchanged, "
-        f"{r.n_files_removed} removed, {r.n_files_skipped} skipped\n"
+        f"{r.n_files_removed} removed, {r.n_files_skipped} skipped, {r.n_files_binary} binary skipped\n"
         f"embedded {r.n_chunks_embedded} chunks ({r.n_batches_embedded} batches, {r.n_batches_reused} resumed) "
         f"in {r.build_seconds:.1f} s"
     )
@@ -144,13 +194,23 @@ def _hits_text(hits: list[QueryHit]) -> str:
     for h in hits:  # document text and file names are data: escape sequences in them are shown, not obeyed
         preview = " ".join(h.text.split())
         preview = preview if len(preview) <= PREVIEW_CHARS else preview[: PREVIEW_CHARS - 1] + "…"
-        lines.append(one_line(f"{h.rank}. {h.score:.3f}  {h.source}  {h.locator}  (chars {h.char_start}–{h.char_end})"))
+        lines.append(one_line(f"{h.rank}. {h.score:.3f}  {h.source}  {h.locator}  (chars {h.char_start}–{h.char_end})"
+                              + _ranks(h)))
         lines.append(f"   {one_line(preview)}")
     return "\n".join(lines)
 
 
-def _eval_text(r: EvalResult) -> str:
-    return (
-        f"{r.mode} evaluation, {r.n_questions} questions, {r.search} search\n"
-        f"recall@{r.k}  {r.recall_at_k:.3f}\nMRR@{r.k}     {r.mrr:.3f}\nhit rate  {r.hit_rate:.3f}"
-    )
+def _ranks(h: QueryHit) -> str:
+    parts = [f"{name} #{rank}" for name, rank in (("dense", h.dense_rank), ("lexical", h.lexical_rank)) if rank]
+    return f"  [{', '.join(parts)}]" if parts else ""
+
+
+def _eval_text(r: EvalResult, verdict: RagVerdict | None = None) -> str:
+    lines = [
+        f"{r.mode} evaluation, {r.n_questions} questions, {r.search} search, headline mode {r.retrieval}",
+        f"{'mode':<16}{'recall@' + str(r.k):>10}{'MRR@' + str(r.k):>8}{'hit rate':>10}",
+    ]
+    lines += [f"{name:<16}{m.recall_at_k:>10.3f}{m.mrr:>8.3f}{m.hit_rate:>10.3f}" for name, m in r.by_mode.items()]
+    if verdict is not None:
+        lines.append(f"verdict: {verdict.headline()}")
+    return "\n".join(lines)
