@@ -204,6 +204,24 @@ def _cached_eval_loss(path: Path) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def _unprepare_after_eval(trainer) -> None:
+    """Let `train()` wrap the model in DDP after an `evaluate()` that ran first.
+
+    `Trainer.evaluate` prepares a bare model for evaluation only (no DDP) and accelerate marks it prepared;
+    `train()` then skips wrapping it (the double-wrap guard of `Accelerator.prepare_model`, accelerate PR
+    #3977), so with several
+    processes each would train its own copy, gradients never averaged (seen: the two processes' weights differed
+    after one step; transformers 5.24, accelerate 1.15). FSDP and DeepSpeed are prepared in full by that
+    evaluation (FSDP2 shards the model in place, so it must not be prepared twice) and are left alone.
+    """
+    model = trainer.model
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled or trainer.args.world_size == 1:
+        return
+    if trainer.model_wrapped is model and getattr(model, "_is_accelerate_prepared", False):
+        model._is_accelerate_prepared = False
+        trainer.accelerator._models = [m for m in trainer.accelerator._models if m is not model]
+
+
 def fit(trainer, meter: MemoryMeter, run_dir: Path, output_dir: Path, *, resume: bool) -> FitOutcome:
     """Evaluate, train, evaluate, save the weights (adapter or full model) and tokenizer to `output_dir`.
 
@@ -239,7 +257,7 @@ def _fit(trainer, meter: MemoryMeter, run_dir: Path, output_dir: Path, *, resume
     previous = read_sessions(sessions_file) if checkpoint is not None else []
     sessions, progress, finite = _callbacks(sessions_file, previous, resumed_from)
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout
-    for callback in (sessions, progress, finite):
+    for callback in (sessions, progress, finite, *meter.callbacks()):
         trainer.add_callback(callback)
     before_file = run_dir / EVAL_BEFORE_FILE
     # The model is the untrained one until `train` loads the checkpoint, so recomputing is always right.
@@ -248,6 +266,7 @@ def _fit(trainer, meter: MemoryMeter, run_dir: Path, output_dir: Path, *, resume
         eval_before = trainer.evaluate()["eval_loss"]
         if is_main:
             write_text_atomic(before_file, json.dumps({"eval_loss": eval_before}) + "\n")
+        _unprepare_after_eval(trainer)
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     measured = meter.stop(n_tokens=sessions.n_tokens, wall_seconds=sessions.wall_seconds, sessions=sessions.all())
     eval_after = trainer.evaluate()["eval_loss"] if has_eval else None

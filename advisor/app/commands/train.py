@@ -114,11 +114,27 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Start afresh in a used folder; run even if the estimate "
                                                         "says it will not fit")] = False,
     out: OutOption = None,
+    emit_launch: Annotated[Path | None, typer.Option(
+        "--emit-launch", help="Write the accelerate config, multi-node script and SkyPilot task for the step's "
+        "GPUs into this folder, and train nothing", file_okay=False)] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="With --emit-launch: the GPU to launch on (`advisor "
+                                            "gpus`); default: the one the plan was made for")] = None,
 ) -> None:
     """Train the plan's `train` step(s); writes the model, plan, versions and result.json to the run folder."""
     with user_errors():
         from backends.train import run as run_step
 
+        if emit_launch is not None:
+            from advisor.app.outputs import check_output_dir
+            from backends.train.launch import emit_launch_on
+
+            check_output_dir(emit_launch, "--emit-launch")
+            steps = _train_steps(plan_path, out)
+            for step, run_dir in steps:
+                folder = emit_launch / run_dir.name if len(steps) > 1 else emit_launch
+                for path in emit_launch_on(step, folder, gpu):
+                    typer.echo(str(path))
+            return
         _require_train_extra()
 
         plan = _train_steps(plan_path, out)
