@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DEMO_NOTE", "TINY_DEMO", "build_tiny_demo", "build_tokenizer", "is_demo_model", "tiny_config"]
+__all__ = ["DEMO_MODELS", "DEMO_NOTE", "TINY_DEMO", "TINY_DEMO_SMALL", "build_tiny_demo", "build_tokenizer",
+           "demo_note_of", "is_demo_model", "tiny_config"]
 
 TINY_DEMO = "tiny-demo"
+# A smaller sibling (one layer, 32 wide): the student when the demo distils `tiny-demo` into something smaller.
+TINY_DEMO_SMALL = "tiny-demo-small"
 DEMO_NOTE = (
     "demonstration model: a 2-layer, 64-wide Llama-style model with random initial weights and a tokenizer "
     "trained on this run's data; its numbers show the pipeline works, not what a real model would reach"
 )
+DEMO_NOTE_SMALL = DEMO_NOTE.replace("a 2-layer, 64-wide", "a 1-layer, 32-wide")
 MARKER_FILE = "ADVISOR_DEMO_MODEL.txt"
 
 # Sizes: small enough that a CPU step takes milliseconds, large enough that LoRA has something to adapt.
@@ -24,6 +28,9 @@ INTERMEDIATE_SIZE = 128
 N_LAYERS = 2
 N_HEADS = 4
 N_KV_HEADS = 2  # grouped-query attention, like Llama 3
+# name → (hidden, intermediate, layers, attention heads, KV heads)
+DEMO_MODELS = {TINY_DEMO: (HIDDEN_SIZE, INTERMEDIATE_SIZE, N_LAYERS, N_HEADS, N_KV_HEADS),
+               TINY_DEMO_SMALL: (32, 64, 1, 2, 1)}
 MAX_POSITIONS = 2048
 # 256 byte tokens plus merges learnt from the data; small data stops earlier on its own.
 BPE_VOCAB_SIZE = 1024
@@ -77,17 +84,18 @@ def build_tokenizer(records: list[dict]):
     return tokenizer
 
 
-def tiny_config(tokenizer):
-    """The `LlamaConfig` of the demonstration model for `tokenizer`."""
+def tiny_config(tokenizer, name: str = TINY_DEMO):
+    """The `LlamaConfig` of the demonstration model `name` (`tiny-demo` or `tiny-demo-small`) for `tokenizer`."""
     from transformers import LlamaConfig
 
+    hidden, intermediate, layers, heads, kv_heads = DEMO_MODELS[name]
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=INTERMEDIATE_SIZE,
-        num_hidden_layers=N_LAYERS,
-        num_attention_heads=N_HEADS,
-        num_key_value_heads=N_KV_HEADS,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=MAX_POSITIONS,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -96,7 +104,7 @@ def tiny_config(tokenizer):
     )
 
 
-def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0) -> Path:
+def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0, name: str = TINY_DEMO) -> Path:
     """Build and save the tokenizer and a randomly initialised tiny Llama to `out_dir`, owner-only.
 
     Written into a hidden sibling folder, marker last, then renamed to `out_dir`: a build killed part-way leaves
@@ -106,6 +114,7 @@ def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0) -> 
         records: Normalised training records (the tokenizer learns their text).
         out_dir: Folder to write; must not exist yet, or be empty.
         seed: Seed for the random weights.
+        name: `tiny-demo` or `tiny-demo-small` (`DEMO_MODELS`).
 
     Returns:
         `out_dir`, loadable with `from_pretrained`.
@@ -124,14 +133,14 @@ def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0) -> 
         shutil.rmtree(stale, ignore_errors=True)
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     tokenizer = build_tokenizer(records)
-    config = tiny_config(tokenizer)
+    config = tiny_config(tokenizer, name)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     with private_files():
         try:
             model.save_pretrained(partial)
             tokenizer.save_pretrained(partial)
-            (partial / MARKER_FILE).write_text(DEMO_NOTE + "\n")
+            (partial / MARKER_FILE).write_text((DEMO_NOTE_SMALL if name == TINY_DEMO_SMALL else DEMO_NOTE) + "\n")
             os.rename(partial, out_dir)  # onto nothing or an empty folder; atomic
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
@@ -142,3 +151,8 @@ def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0) -> 
 def is_demo_model(model_dir: str | Path) -> bool:
     """Whether `model_dir` holds the demonstration model (it carries a marker file)."""
     return (Path(model_dir) / MARKER_FILE).is_file()
+
+
+def demo_note_of(model_dir: str | Path) -> str:
+    """What the demonstration model in `model_dir` is (its marker file's note)."""
+    return (Path(model_dir) / MARKER_FILE).read_text(encoding="utf-8").strip()
