@@ -40,7 +40,8 @@ def test_small_corpus_in_context_makes_prompting_carry_facts() -> None:
 
 def test_every_prior_cites_known_evidence_and_covers_every_option() -> None:
     for goal, row in PRIORS.items():
-        assert set(row) == {"prompting", "prompting_few_shot", "rag", "lora", "qlora", "full", "dpo"}, goal
+        assert set(row) == {"prompting", "prompting_few_shot", "rag", "lora", "qlora", "full", "dpo", "ia3",
+                            "prompt_tuning"}, goal
         for score, says, ids in row.values():
             assert 0 <= score <= 100 and says and ids and set(ids) <= set(EVIDENCE)
 

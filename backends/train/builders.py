@@ -13,7 +13,10 @@ __all__ = [
     "OPTIMIZERS",
     "_to_bnb_config",
     "_to_dpo_config",
+    "_to_ia3_config",
     "_to_lora_config",
+    "_to_peft_config",
+    "_to_prompt_learning_config",
     "_to_sft_config",
     "_to_training_kwargs",
     "torch_dtype",
@@ -61,6 +64,50 @@ def _to_lora_config(step: TrainStep):
         bias="none",
         task_type="CAUSAL_LM",
     )
+
+
+def _to_prompt_learning_config(step: TrainStep):
+    """`peft.PromptTuningConfig`, `PrefixTuningConfig` or `PromptEncoderConfig` (P-tuning) from the plan.
+
+    PEFT's defaults otherwise: random initial virtual tokens (Lester et al. 2021, arXiv:2104.08691, start from
+    sampled vocabulary embeddings as an option we do not take), no prefix re-parameterisation (Li & Liang 2021,
+    arXiv:2101.00190, train through one; PEFT leaves it off by default), P-tuning's MLP encoder as wide as the model.
+    """
+    from peft import PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig
+
+    config = {"prompt_tuning": PromptTuningConfig, "prefix_tuning": PrefixTuningConfig,
+              "p_tuning": PromptEncoderConfig}[step.method]
+    return config(task_type="CAUSAL_LM", num_virtual_tokens=step.num_virtual_tokens)
+
+
+def _to_ia3_config(step: TrainStep):
+    """`peft.IA3Config` from the plan: PEFT's targets for the architecture, or the plan's own list.
+
+    With an own list, the MLP output projections in it (`IA3_FEEDFORWARD_NAMES`) scale their input, the rest
+    their output, as PEFT's defaults do (Liu et al. 2022, arXiv:2205.05638, §3.3: keys, values and the
+    feed-forward intermediate activation).
+    """
+    from peft import IA3Config
+
+    from advisor.core.estimate.params import IA3_FEEDFORWARD_NAMES
+
+    if step.ia3_targets == "default":
+        return IA3Config(task_type="CAUSAL_LM")
+    targets = list(dict.fromkeys(step.ia3_targets))
+    return IA3Config(task_type="CAUSAL_LM", target_modules=targets,
+                     feedforward_modules=[t for t in targets if t in IA3_FEEDFORWARD_NAMES])
+
+
+def _to_peft_config(step: TrainStep, train_method: str | None = None):
+    """The PEFT config of the method the weights train by (None for full fine-tuning)."""
+    method = train_method or step.method
+    if method in ("lora", "qlora"):
+        return _to_lora_config(step)
+    if method == "ia3":
+        return _to_ia3_config(step)
+    if method in ("prompt_tuning", "prefix_tuning", "p_tuning"):
+        return _to_prompt_learning_config(step)
+    return None
 
 
 def _to_bnb_config(compute_precision: str):

@@ -17,16 +17,16 @@ def count_params(hf_config: dict, step: TrainStep) -> tuple[int, int]:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from backends.train.builders import _to_lora_config
+    from backends.train.builders import _to_peft_config
 
     config = AutoConfig.for_model(**hf_config)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     train_method = step.dpo_policy if step.method == "dpo" else step.method
-    if train_method in ("lora", "qlora"):
+    if train_method != "full":
         from peft import get_peft_model
 
-        model = get_peft_model(model, _to_lora_config(step))
+        model = get_peft_model(model, _to_peft_config(step, train_method))
     n_params = sum(p.numel() for p in model.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return n_params, n_trainable
@@ -35,7 +35,7 @@ def count_params(hf_config: dict, step: TrainStep) -> tuple[int, int]:
 def _candidate_changes(step: TrainStep) -> list[dict]:
     """Plan changes from least to most costly in quality or speed, each cumulative on the ones before."""
     changes: list[dict] = []
-    if not step.grad_ckpt:
+    if not step.grad_ckpt and step.method != "prefix_tuning":  # prefix tuning cannot checkpoint
         changes.append({"grad_ckpt": True})  # ~20-30% slower, same result
     batch, accum = step.batch_size, step.grad_accum
     while batch > 1:  # same effective batch, more steps

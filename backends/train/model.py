@@ -12,7 +12,7 @@ from pathlib import Path
 from advisor.core.errors import AdvisorError
 from advisor.core.fileio import private_files
 from backends.common.hub import load_tokenizer, unreachable
-from backends.common.tiny import TINY_DEMO, build_tiny_demo, is_demo_model
+from backends.common.tiny import DEMO_MODELS, build_tiny_demo, is_demo_model
 from backends.train.builders import _to_bnb_config, torch_dtype
 
 __all__ = ["load_model", "load_tokenizer", "loss_batches", "mean_eval_loss", "merge_adapter", "read_hf_config", "resolve_base_model"]
@@ -39,16 +39,16 @@ def resolve_base_model(base_model: str, run_dir: Path, train_records: list[dict]
     Raises:
         AdvisorError: a local path that does not exist, or a Hub id that cannot be reached.
     """
-    if base_model == TINY_DEMO:
+    if base_model in DEMO_MODELS:  # `tiny-demo`, or its smaller sibling `tiny-demo-small`
         demo = run_dir / DEMO_DIR
         if not (is_demo_model(demo) and (demo / "config.json").is_file()):
             if train_records is None:
-                raise AdvisorError("`tiny-demo` is built at run time from the data; nothing to inspect yet")
+                raise AdvisorError(f"`{base_model}` is built at run time from the data; nothing to inspect yet")
             if demo.is_dir():  # a build killed part-way (this run folder's own `base-model`, see run.RUN_OUTPUTS)
                 import shutil
 
                 shutil.rmtree(demo)
-            build_tiny_demo(train_records, demo, seed=seed)
+            build_tiny_demo(train_records, demo, seed=seed, name=base_model)
         return str(demo.resolve())
     local = Path(base_model).expanduser()
     if local.is_dir():
@@ -82,15 +82,15 @@ def read_hf_config(model: str) -> dict:
 def load_model(model: str, train_method: str, precision: str, *, dequantize: bool = False):
     """Load the base for `train_method`.
 
-    full: fp32 weights (16-bit precisions autocast on top, keeping fp32 master weights). lora: the frozen base
-    in `precision`. qlora: NF4 4-bit base with `precision` compute, other weights in `precision` (or, with
+    full: fp32 weights (16-bit precisions autocast on top, keeping fp32 master weights). lora, ia3 and the soft
+    prompts: the frozen base in `precision`. qlora: NF4 4-bit base with `precision` compute, other weights in `precision` (or, with
     `dequantize`, turned back into `precision` weights carrying the NF4 rounding, for merging).
     """
     from transformers import AutoModelForCausalLM
 
     if train_method == "full":
         return AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype("fp32"), trust_remote_code=False)
-    if train_method == "lora":
+    if train_method != "qlora":  # LoRA, IA3, soft prompts: the frozen base in `precision`
         return AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype(precision), trust_remote_code=False)
     quantized = AutoModelForCausalLM.from_pretrained(
         model, quantization_config=_to_bnb_config(precision), dtype=torch_dtype(precision), trust_remote_code=False

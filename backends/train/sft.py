@@ -1,4 +1,4 @@
-"""Supervised fine-tuning (full, LoRA, QLoRA) with TRL's SFTTrainer, on our own tokenization.
+"""Supervised fine-tuning (full, LoRA, QLoRA, soft prompts, IA3) with TRL's SFTTrainer, on our own tokenization.
 
 We tokenize each conversation turn by turn (`backends.train.tokens`) so that the loss covers assistant tokens
 only and `advisor train check` measures exactly the lengths that train; TRL then truncates or packs.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from advisor.core.models import TrainStep
-from backends.train.builders import _to_lora_config, _to_sft_config
+from backends.train.builders import _to_peft_config, _to_sft_config
 from backends.train.model import load_model
 from backends.train.tokens import tokenize_messages
 
@@ -33,7 +33,7 @@ def _callbacks(step: TrainStep) -> list:
 
 def build_sft_trainer(step: TrainStep, base: str, tokenizer, train_records: list[dict], eval_records: list[dict],
                       output_dir: Path, precision: str, *, use_cpu: bool):
-    """Load the model for `step.method` and wrap it in an `SFTTrainer` (LoRA/QLoRA: PEFT adapters added)."""
+    """Load the model for `step.method` and wrap it in an `SFTTrainer` (all but full: PEFT adapters added)."""
     from trl import SFTTrainer
 
     model = load_model(base, step.method, precision)
@@ -43,6 +43,6 @@ def build_sft_trainer(step: TrainStep, base: str, tokenizer, train_records: list
         train_dataset=tokenized_dataset(train_records, tokenizer),
         eval_dataset=tokenized_dataset(eval_records, tokenizer) if eval_records else None,
         processing_class=tokenizer,
-        peft_config=_to_lora_config(step) if step.method in ("lora", "qlora") else None,
+        peft_config=_to_peft_config(step),
         callbacks=_callbacks(step),
     )

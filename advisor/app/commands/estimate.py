@@ -12,7 +12,7 @@ from advisor.app.console import user_errors
 app = typer.Typer()
 
 
-MethodOpt = Literal["inference", "full", "lora", "qlora", "dpo"]
+MethodOpt = Literal["inference", "full", "lora", "qlora", "dpo", "prompt_tuning", "prefix_tuning", "p_tuning", "ia3"]
 PrecisionOpt = Literal["auto", "fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed", "bf16-pure", "fp16-pure"]
 OptimizerOpt = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd", "adafactor"]
 StackOpt = Literal["trl", "hf-trainer", "axolotl", "llama-factory"]
@@ -25,6 +25,7 @@ OPTION_NAMES = {
     "lora_rank": "--lora-rank", "batch_size": "--batch-size", "seq_len": "--seq-len", "n_gpus": "--gpus",
     "zero_stage": "--zero", "lora_dropout": "--lora-dropout", "context_tokens": "--context",
     "lora_targets": "--lora-targets", "offload_params": "--offload-params",
+    "num_virtual_tokens": "--num-virtual-tokens", "ia3_targets": "--ia3-targets",
 }
 
 
@@ -60,6 +61,10 @@ def estimate(
     lora_targets: Annotated[str, typer.Option(help="`all-linear` or comma-separated module names")] = "all-linear",
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout probability")] = 0.05,
     dpo_policy: Annotated[Literal["full", "lora", "qlora"], typer.Option(help="With --method dpo")] = "lora",
+    num_virtual_tokens: Annotated[int, typer.Option(
+        help="prompt_tuning / prefix_tuning / p_tuning: virtual tokens learned")] = 20,
+    ia3_targets: Annotated[str, typer.Option(help="ia3: `default` (PEFT's list) or comma-separated module names")] = (
+        "default"),
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Micro-batch per GPU, sequences")] = 1,
     seq_len: Annotated[int, typer.Option("--seq-len", "-s", help="Tokens per sequence (padded/packed)")] = 1024,
     context: Annotated[int | None, typer.Option(help="Inference: tokens in the KV cache; default --seq-len")] = None,
@@ -144,9 +149,13 @@ def _job(ctx: typer.Context):
     cli = {SPEC_FIELDS.get(name, name): params[name] for name in (
         "method", "optimizer", "lora_rank", "lora_dropout", "dpo_policy", "batch_size", "seq_len", "context",
         "grad_ckpt", "attention", "gpus", "zero", "offload_optimizer", "offload_params", "loss_kernel",
-        "adapter_dtype", "kbit_prep", "packing")}
+        "adapter_dtype", "kbit_prep", "packing", "num_virtual_tokens")}
+    ia3 = params["ia3_targets"]
+    cli["ia3_targets"] = "default" if ia3 == "default" else [t.strip() for t in ia3.split(",") if t.strip()]
     cli["lora_targets"] = "all-linear" if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
     job = job_fields(cli, typed, reading, params["stack"])
+    if job.method == "prefix_tuning" and "grad_ckpt" not in typed:
+        job.fields["grad_ckpt"] = False  # PEFT's prefix cache cannot be recomputed (see TrainStep)
     note = None
     if params["model"] is not None:
         model_spec = catalog.resolve_model(params["model"])

@@ -47,7 +47,10 @@ EVIDENCE = {
     "S1": "seed 001_01edf7ba5286cd2c.txt (LLM Fine-Tuning: When, Why, and How)",
 }
 
-SFT_PATHS = ("lora", "qlora", "full")
+# IA3 and prompt tuning learn from the same examples; the rules (rules/method.yaml) score what they give up
+# against LoRA (Lester et al. 2021; Liu et al. 2022; seed 000: "more parameter-efficient than LoRA but generally
+# less capable").
+SFT_PATHS = ("lora", "qlora", "full", "ia3", "prompt_tuning")
 
 # PRIOR[goal][path] = (score 0-100, what the evidence says, evidence ids)
 _SFT_KNOWLEDGE = (20, "fine-tuning on facts: -13…+11 pts on knowledge QA, and more hallucination on unknown facts",
@@ -63,13 +66,14 @@ PRIORS: dict[Goal, dict[OptionName, tuple[int, str, tuple[str, ...]]]] = {
         "prompting_few_shot": (15, "examples show form, not missing facts", ("S1",)),
         "rag": (85, "+2…+12 pts where the model partly knows the domain, +23…+42 pts on new facts", ("E1", "E2", "E3")),
         "lora": _SFT_KNOWLEDGE, "qlora": _SFT_KNOWLEDGE, "full": _SFT_KNOWLEDGE,
+        "ia3": _SFT_KNOWLEDGE, "prompt_tuning": _SFT_KNOWLEDGE,
         "dpo": (5, "preference pairs teach no facts", ("E12",)),
     },
     "style_format": {
         "prompting": (35, "instructions alone often drift on format", ("S0",)),
         "prompting_few_shot": (55, "a prompt with examples is worth ~90-3,500 labelled examples", ("E14", "S0")),
         "rag": (5, "retrieval adds facts, not form", ("S1",)),
-        "lora": _SFT_STYLE, "qlora": _SFT_STYLE, "full": _SFT_STYLE,
+        "lora": _SFT_STYLE, "qlora": _SFT_STYLE, "full": _SFT_STYLE, "ia3": _SFT_STYLE, "prompt_tuning": _SFT_STYLE,
         "dpo": (40, "preference pairs can steer tone, usually after SFT", ("E12",)),
     },
     "reasoning": {
@@ -77,6 +81,7 @@ PRIORS: dict[Goal, dict[OptionName, tuple[int, str, tuple[str, ...]]]] = {
         "prompting_few_shot": (50, "worked examples in the prompt", ("E14", "S0")),
         "rag": (5, "retrieval does not teach a procedure", ("S1",)),
         "lora": _SFT_REASONING, "qlora": _SFT_REASONING, "full": _SFT_REASONING,
+        "ia3": _SFT_REASONING, "prompt_tuning": _SFT_REASONING,
         "dpo": (20, "preference optimisation of answers, not of reasoning steps", ("E12",)),
     },
     "safety_alignment": {
@@ -84,6 +89,7 @@ PRIORS: dict[Goal, dict[OptionName, tuple[int, str, tuple[str, ...]]]] = {
         "prompting_few_shot": (35, "examples of refusals in the prompt", ("S0",)),
         "rag": (5, "retrieval does not change refusal behaviour", ("S0",)),
         "lora": _SFT_SAFETY, "qlora": _SFT_SAFETY, "full": _SFT_SAFETY,
+        "ia3": _SFT_SAFETY, "prompt_tuning": _SFT_SAFETY,
         "dpo": (80, "DPO matches or beats PPO-RLHF (61.7% vs 57.0% win rate on TL;DR)", ("E12", "S0")),
     },
 }

@@ -1,4 +1,4 @@
-"""Exact parameter inventory of a decoder-only model: counts, LoRA trainable parameters and NF4 bytes.
+"""Exact parameter inventory of a decoder-only model: counts, LoRA, soft-prompt and IA3 parameters, NF4 bytes.
 
 Everything here is exact, not estimated: each number equals what the real library objects hold, and
 tests/test_estimate_params.py checks that against transformers 5, PEFT 0.21 and bitsandbytes 0.50.
@@ -47,9 +47,11 @@ from typing import Literal
 from pydantic import Field, computed_field
 
 from advisor.core.errors import InvalidInputError
-from advisor.core.models import Model, ModelSpec
+from advisor.core.models import SOFT_PROMPT_METHODS, Model, ModelSpec
 
 __all__ = [
+    "IA3_DEFAULT_TARGETS",
+    "IA3_FEEDFORWARD_NAMES",
     "LinearModule",
     "Nf4Bytes",
     "ParamInventory",
@@ -57,7 +59,11 @@ __all__ = [
     "layer_linears",
     "lora_params",
     "nf4_bytes",
+    "peft_params",
+    "resolve_ia3_targets",
     "resolve_lora_targets",
+    "SOFT_PROMPT_METHODS",
+    "soft_prompt_shapes",
 ]
 
 NF4_BLOCK_SIZE = 64  # elements per absmax block; bitsandbytes nn/modules.py Params4bit: blocksize None -> 64
@@ -338,3 +344,100 @@ def nf4_bytes(model: ModelSpec, double_quant: bool, unquantized_bytes_per_param:
         quant_state_bytes=state,
         unquantized_bytes=n_unquantized * unquantized_bytes_per_param,
     )
+
+
+# --- soft prompts and IA3 ------------------------------------------------------------------------------
+#
+# PEFT 0.21 (tests/test_estimate_params.py checks every count against `peft.get_peft_model` on meta models):
+# - prompt tuning (Lester et al. 2021, arXiv:2104.08691): one embedding of ``n_virtual × H``
+#   (peft/tuners/prompt_tuning/model.py PromptEmbedding; one transformer submodule for a causal LM).
+# - P-tuning (Liu et al. 2021, arXiv:2103.10385): the same embedding plus PEFT's MLP encoder
+#   ``H→H, H→H, H→H`` with biases (peft/tuners/p_tuning/model.py; encoder_hidden_size defaults to H).
+# - prefix tuning (Li & Liang 2021, arXiv:2101.00190), without re-parameterisation (PEFT's default): one
+#   embedding of ``n_virtual × (2·L·kv_width)``, a key and a value prefix per layer. For configs that name
+#   key/value heads PEFT sizes ``kv_width = n_kv_heads · head_dim`` (peft/utils/other.py
+#   _prepare_prompt_learning_config), else the hidden size.
+# - IA3 (Liu et al. 2022, arXiv:2205.05638): one vector per targeted linear: ``out`` entries, or ``in`` for a
+#   feed-forward module, which scales its input (peft/tuners/ia3/layer.py). Default targets are PEFT's
+#   TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING; Mixtral's ``w2`` names no module under transformers 5
+#   (the experts are fused 3-D parameters), so only k/v are scaled there.
+
+IA3_FEEDFORWARD_NAMES = frozenset({"down_proj", "dense_4h_to_h", "fc2", "w2"})
+IA3_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
+    "llama": ("k_proj", "v_proj", "down_proj"),
+    "mistral": ("k_proj", "v_proj", "down_proj"),
+    "mixtral": ("k_proj", "v_proj"),
+    "qwen2": ("q_proj", "v_proj", "down_proj"),
+    "qwen3": ("q_proj", "v_proj", "down_proj"),
+    "gemma": ("q_proj", "v_proj", "down_proj"),
+    "gemma2": ("q_proj", "v_proj", "down_proj"),
+    "falcon": ("query_key_value", "dense_4h_to_h"),
+}
+
+
+def prefix_width(model: ModelSpec) -> int:
+    """Width of one layer's key (or value) prefix per virtual token, as PEFT sizes it.
+
+    Raises:
+        InvalidInputError: Falcon, whose config names no key/value heads: PEFT sizes the prefix for every query
+            head, which its multi-query or grouped attention cannot take.
+    """
+    if model.arch == "falcon":
+        raise InvalidInputError(
+            ["prefix_tuning: PEFT sizes Falcon's prefix for all query heads, more than its key/value heads"],
+            hint="use `prompt_tuning`, `ia3` or `lora` for Falcon",
+        )
+    return model.n_kv_heads * model.head_dim
+
+
+def soft_prompt_shapes(model: ModelSpec, method: str, n_virtual: int) -> list[tuple[int, ...]]:
+    """Shapes of the trainable tensors of a soft prompt, one per tensor (in PEFT's order)."""
+    h = model.hidden_size
+    if method == "prompt_tuning":
+        return [(n_virtual, h)]
+    if method == "prefix_tuning":
+        return [(n_virtual, 2 * model.n_layers * prefix_width(model))]
+    if method == "p_tuning":
+        return [(n_virtual, h)] + [(h, h), (h,)] * 3
+    raise ValueError(f"not a soft-prompt method: {method}")
+
+
+def resolve_ia3_targets(model: ModelSpec,
+                        targets: list[str] | Literal["default"]) -> list[tuple[LinearModule, bool]]:
+    """The linears IA3 scales in each block, each with whether it is a feed-forward module (scales its input).
+
+    Raises:
+        InvalidInputError: A name that is not an ``nn.Linear`` of the architecture, or `default` for an
+            architecture PEFT has no default list for.
+    """
+    linears = {m.name: m for m in layer_linears(model) if m.is_nn_linear}
+    if targets == "default":
+        if model.arch not in IA3_DEFAULT_TARGETS:
+            raise InvalidInputError(
+                [f"ia3_targets: PEFT has no default IA3 modules for {model.arch}"],
+                hint="name them in `ia3_targets` (`--ia3-targets` on the command line), e.g. "
+                + ",".join(n for n in linears if "proj" in n),
+            )
+        names = list(IA3_DEFAULT_TARGETS[model.arch])
+    else:
+        names = list(dict.fromkeys(targets))
+    unknown = [n for n in names if n not in linears]
+    if unknown:
+        raise InvalidInputError(
+            [f"ia3_targets: unknown module `{n}` for {model.arch}" for n in unknown],
+            hint="valid names: " + ", ".join(f"`{v}`" for v in linears) + ", or `default`",
+        )
+    return [(linears[n], n in IA3_FEEDFORWARD_NAMES) for n in names]
+
+
+def ia3_shapes(model: ModelSpec, targets: list[str] | Literal["default"]) -> list[tuple[int, ...]]:
+    """Shapes of IA3's trainable vectors over all blocks (``(out, 1)``, or ``(1, in)`` feed-forward)."""
+    one = [(1, m.in_features) if ff else (m.out_features, 1) for m, ff in resolve_ia3_targets(model, targets)]
+    return one * model.n_layers
+
+
+def peft_params(model: ModelSpec, method: str, *, n_virtual: int = 20,
+                ia3_targets: list[str] | Literal["default"] = "default") -> int:
+    """Trainable parameters of a soft prompt or IA3, as PEFT creates them."""
+    shapes = ia3_shapes(model, ia3_targets) if method == "ia3" else soft_prompt_shapes(model, method, n_virtual)
+    return sum(math.prod(shape) for shape in shapes)

@@ -43,6 +43,8 @@ def train_spec(step: TrainStep, model: ModelSpec, compute: ComputeDtype, *, seq_
         lora_rank=step.lora_rank,
         lora_targets=step.lora_targets,
         lora_dropout=step.lora_dropout,
+        num_virtual_tokens=step.num_virtual_tokens,
+        ia3_targets=step.ia3_targets,
         batch_size=batch_size or step.batch_size,
         seq_len=seq_len or step.seq_len,
         grad_ckpt=step.grad_ckpt,
