@@ -49,6 +49,8 @@ STYLE_ONLY = (
     "", "", "",  # model access, base model, API model
     "",  # own GPUs: no
     "", "200", "1000", "", "", "",  # renting, budget, requests, latency, prompt, output
+    "", "", "", "",  # languages, task type, tried, where the examples come from
+    "", "", "", "",  # alignment to keep, tasks on one base, data residency, deployment
 )
 
 
@@ -147,7 +149,8 @@ def test_data_paths_become_absolute_when_the_file_goes_elsewhere(fake_terminal, 
     (tmp_path / "kb").mkdir()
     (tmp_path / "kb" / "a.md").write_text("# A\nfacts\n")
     (tmp_path / "out").mkdir()
-    knowledge = (["space", "enter"], "", "", "", "", "kb", "", "", "", "", "", "", "", "", "", "", "", "", "")
+    knowledge = (["space", "enter"], "", "", "", "", "kb", "", "", "", "", "", "", "", "", "", "", "", "", "",
+                 "", "", "", "", "", "", "")  # languages, task type, tried, alignment, tasks, residency, deployment
     result = fake_terminal(keys_of(*knowledge, "", ""), "-o", "out/answers.yaml")
     assert result.exit_code == 0, result.output
     written = yaml.safe_load((tmp_path / "out" / "answers.yaml").read_text())
@@ -243,6 +246,30 @@ def test_an_error_is_shown_under_the_question_and_cleared_by_a_good_answer() -> 
     assert value == "a100-80gb"
     assert "! unknown GPU `a100-80`; did you mean a100-80gb" in out.getvalue()
     assert out.getvalue().endswith("(3) Which GPU?  a100-80gb\n")
+
+
+def test_back_edits_the_previous_answer_and_keeps_it_as_the_default() -> None:
+    out = StringIO()
+    steps = list(STYLE_ONLY)
+    # At the examples-file question, go back to the task and retype it; Enter on the next keeps nothing else.
+    steps[2:2] = ["back", "tickets to JSON"]
+    answers = interview(keys_of(*steps), Screen(out, width=100))
+    assert answers.task == "tickets to JSON"
+    assert "Describe the task in one line  (back)" not in out.getvalue()
+    assert "Examples file (JSON Lines)? Enter: none  (back)" in out.getvalue()
+    # `back` on the very first question is just an answer that does not parse.
+    with pytest.raises(EOFError):
+        interview(keys_of("back"), Screen(StringIO(), width=100))
+
+
+def test_new_inputs_are_asked_and_written() -> None:
+    steps = list(STYLE_ONLY)
+    steps[-8:] = ["ja, en", "3", "2", "synthetic", "y", "", "y", "edge"]
+    answers = interview(keys_of(*steps, "6"), Screen(StringIO(), width=100))
+    assert answers.languages == ["ja", "en"] and answers.task_type == "classification"
+    assert answers.tried == ["few_shot"] and answers.example_source == "synthetic"
+    assert answers.keep_alignment and answers.no_external_api
+    assert answers.deployment == "edge" and answers.edge_memory_gb == 6
 
 
 def test_interview_asks_only_what_applies() -> None:
@@ -356,7 +383,10 @@ def _drive(tmux: _Tmux) -> None:
     tmux.wait_for("How many of them")
     tmux.type("2")
     for question, text in (("May renting", ""), ("One-time budget", "200"), ("How many requests", "1k"),
-                           ("p95 latency", ""), ("today's prompt", ""), ("typical answer", ""), ("Write the plan", "y")):
+                           ("p95 latency", ""), ("today's prompt", ""), ("typical answer", ""),
+                           ("Which languages", "en, de"), ("What kind of output", ""), ("already tried", ""),
+                           ("Where do the examples", ""), ("survives filtering", "0.8"), ("refusals", ""),
+                           ("separate tasks", ""), ("data residency", ""), ("Where will the model run", ""), ("Write the plan", "y")):
         tmux.wait_for(question)
         tmux.type(text) if text else tmux("send-keys", "Enter")
     if tmux.wait_for("Run it now?", "exit=") != "exit=":  # once `advisor run` exists, it is offered: decline

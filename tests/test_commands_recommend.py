@@ -31,7 +31,7 @@ def test_recommend_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["recommendation"]["primary"] == "lora" and data["recommendation"]["stack"] == ["lora", "rag"]
-    assert len(data["options"]) == 7
+    assert len(data["options"]) == 9
     for option in data["options"]:
         assert {"feasible", "score", "benefit", "memory", "one_time_usd", "monthly_usd", "reasons"} <= set(option)
         assert all({"rule_id", "rationale", "source"} <= set(r) for r in option["reasons"])
@@ -56,13 +56,13 @@ def test_plan_writes_a_loadable_plan(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["plan", str(_answers_file(tmp_path)), "-o", str(out)])
     assert result.exit_code == 0, result.output
     plan = load_plan(out)
-    assert [s.kind for s in plan.steps] == ["train", "rag"] and plan.steps[0].method == "lora"
+    assert [s.kind for s in plan.steps] == ["train", "rag", "serve"] and plan.steps[0].method == "lora"
     assert plan.rules_version and plan.advisor_version
 
 
 def test_rules_check_ok_and_all_problems(tmp_path: Path) -> None:
     ok = CliRunner().invoke(app, ["rules", "check"])
-    assert ok.exit_code == 0 and "rules in 5 files are valid" in ok.stdout
+    assert ok.exit_code == 0 and "rules in 6 files are valid" in ok.stdout
     (tmp_path / "a.yaml").write_text("rules:\n  - id: x\n    when: data.n_exampel > 1\n    warn: w\n    severity: info\n"
                                      "    rationale: r\n    source: s\n  - id: y\n    when: gpu.owned\n")
     (tmp_path / "b.yaml").write_text("rules:\n  - id: z\n    when: [oops\n")

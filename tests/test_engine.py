@@ -75,16 +75,35 @@ def test_shipped_rules_all_load_and_are_valid() -> None:
 
 @pytest.mark.skipif(not SEEDS.is_dir(), reason="needs ../shared/seeds")
 def test_every_quoted_seed_sentence_is_in_its_seed_file() -> None:
-    """A source that quotes a seed article must quote it: every fragment between `...` is in the file."""
+    """A source that quotes a seed article by its title must quote it: every fragment between `...` is in it."""
     ruleset = load_rules(rules_dir(), fact_catalog(FactSheet), OPTIONS)
+    articles = {}
+    for path in SEEDS.glob("*.txt"):
+        lines = path.read_text().splitlines()
+        title = lines[0].strip() if lines[0].strip() != "Fine-Tuning and Adaptation" else \
+            f"{lines[0].strip()}: {lines[2].strip()}"
+        articles[title] = " ".join(path.read_text().split())
     checked = 0
     for rule in ruleset.rules:
-        for file, quote in re.findall(r"(\d{3}_[0-9a-f]{16}\.txt): \"([^\"]+)\"", rule.source):
-            text = " ".join((SEEDS / file).read_text().split())
+        for title, quote in re.findall(r'"([^"]+)" \(seed article[^)]*\): "([^"]+)"', rule.source):
+            assert title in articles, (rule.id, title)
             for fragment in quote.split("..."):
-                assert " ".join(fragment.split()).strip(" .") in text, (rule.id, fragment)
+                assert " ".join(fragment.split()).strip(" .") in articles[title], (rule.id, fragment)
             checked += 1
     assert checked >= 15
+
+
+def test_rules_check_rejects_a_source_that_is_only_a_file_name(tmp_path: Path) -> None:
+    bare = RULE.format(id="bare", when="data.is_clean").replace("source: a paper", "source: notes.md")
+    seed = RULE.format(id="seed", when="data.is_clean").replace(
+        "source: a paper", """source: '004_87053f20c6902ea8.txt: "Use RAG"'""")
+    _write(tmp_path, "r.yaml", "rules:" + bare + seed)
+    problems = check_rules(tmp_path, FACTS, TARGETS)
+    assert any("rule bare" in p and "only a file name" in p for p in problems), problems
+    assert any("rule seed" in p and "internal file `004_87053f20c6902ea8.txt`" in p for p in problems), problems
+    good = RULE.replace("source: a paper", "source: Dettmers et al. 2023, QLoRA, arXiv:2305.14314")
+    _write(tmp_path, "r.yaml", "rules:" + good.format(id="good", when="data.is_clean"))
+    assert check_rules(tmp_path, FACTS, TARGETS) == []
 
 
 def test_all_problems_are_reported_together_with_file_and_rule(tmp_path: Path) -> None:

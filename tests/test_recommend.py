@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from advisor.core.errors import AdvisorError, UnknownNameError
-from advisor.core.models import Answers, PromptStep, RagStep, TrainStep
+from advisor.core.models import Answers, PromptStep, RagStep, ServeStep, TrainStep
 from advisor.core.planning import absolute_plan, build_plan, load_plan, save_plan
 from advisor.core.recommend import load_answers, recommend
 
@@ -142,12 +142,13 @@ def test_plan_holds_every_setting_and_loads_back(tmp_path: Path, scenario_id: st
     assert plan.rules_version == rec.rules_version and plan.name == "a-support-bot"
     kinds = {"lora": TrainStep, "qlora": TrainStep, "full": TrainStep, "dpo": TrainStep, "rag": RagStep,
              "prompting": PromptStep, "prompting_few_shot": PromptStep}
-    assert [type(s) for s in plan.steps] == sorted((kinds[n] for n in rec.stack), key=[TrainStep, RagStep, PromptStep].index)
+    serve = [ServeStep] if TrainStep in {kinds[n] for n in rec.stack} else []  # a plan that trains ends serving it
+    assert [type(s) for s in plan.steps] == sorted((kinds[n] for n in rec.stack), key=[TrainStep, RagStep, PromptStep].index) + serve
     for step in plan.steps:
         if isinstance(step, TrainStep):
             # The plan step is the job the recommendation estimated, prediction included.
             estimated = rec.option(step.method).step
-            assert step.model_copy(update={"init_adapter": None}) == estimated
+            assert step.model_copy(update={"init_adapter": None, "merge": estimated.merge}) == estimated
             assert step.prediction is not None and step.prediction.peak_bytes == rec.option(step.method).memory.peak_bytes
             assert "/" in step.base_model  # a Hugging Face id the backend can load
     save_plan(plan, tmp_path / "plan.yaml")
@@ -206,7 +207,8 @@ def test_preference_pairs_stay_in_the_stack_when_an_sft_method_wins() -> None:
     assert rec.stack == ["lora", "dpo"]
     assert "sft-then-dpo-keeps-the-pairs" in {r.rule_id for r in rec.option("dpo").reasons}
     plan = build_plan(rec, answers)
-    assert [s.method for s in plan.steps] == ["lora", "dpo"] and plan.steps[1].init_adapter == "lora"
+    assert [getattr(s, "method", s.kind) for s in plan.steps] == ["lora", "dpo", "serve"]
+    assert plan.steps[1].init_adapter == "lora"
     without_pairs = recommend(answers.model_copy(update={"n_preference_pairs": 0}))
     assert without_pairs.stack == ["lora"]
 

@@ -507,6 +507,8 @@ def test_a_really_read_only_folder(tmp_path: Path) -> None:
 
 STYLE_ONLY = (
     ["down", "space", "enter"], "invoices", "", "300", "", "", "", "", "", "", "", "", "200", "1000", "", "", "",
+    "", "", "", "", "", "", "", "",  # languages, task type, tried, example source, alignment, tasks, residency,
+    # deployment
 )
 
 
@@ -584,6 +586,7 @@ def test_retrieved_chunks_are_shown_as_text() -> None:
 
     class Hit:
         rank, score, source, locator, char_start, char_end = 1, 0.5, "a\x1b]0;x\x07.md", "p1", 0, 10
+        dense_rank, lexical_rank, rerank_score = 1, None, None
         text = "hello \x1b[2J\x1b]8;;http://evil\x07link\x1b]8;;\x07 \x9b31m"
 
     text = _hits_text([Hit()])  # type: ignore[list-item]

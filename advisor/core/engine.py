@@ -68,6 +68,10 @@ MAX_WHEN_DEPTH = 32  # expression tree levels (`a + b + c` nests one level per `
 MAX_FORMAT_WIDTH = 40  # `{fact:>40}`: a wider field only pads the message (`{x:99999999}` took minutes and GBs)
 MAX_FORMAT_PRECISION = 12  # digits after the point; more than a float holds (~17 significant) is noise
 MAX_SCORE_DELTA = 1000.0  # benefit priors are 0-100 and shipped deltas at most ±30; NaN/inf would break ranking
+# Sources a reader can open: a bare file name (`notes.md`) or a seed's internal file name is refused.
+INTERNAL_FILE = re.compile(r"\b\d{3}_[0-9a-f]{16}\.txt\b")
+FILE_NAME = re.compile(r"[\w./-]+\.(?:txt|md|ya?ml|json|pdf|html?|csv)\b")
+QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|'[^']*'")
 # [[fill]align][sign][z][#][0][width][grouping][.precision][type], with types that suit ints and floats alike
 FORMAT_SPEC = re.compile(
     r"(?:.?[<>=^])?[+\- ]?z?#?0?(?P<width>\d{1,3})?[,_]?(?:\.(?P<precision>\d{1,3}))?[eEfFgGn%]?"
@@ -450,12 +454,25 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 24 else text[:23] + "…"
 
 
+def _source_problem(source: str) -> str | None:
+    """Why a source cannot be opened by a reader (a bare file name, an internal seed file), or None."""
+    if INTERNAL_FILE.search(source):
+        return (f"cites the internal file `{INTERNAL_FILE.search(source).group(0)}`; cite the article by its title "
+                "(and URL where known), a paper by authors, year and arXiv id")
+    rest = FILE_NAME.sub("", QUOTED.sub("", source))
+    if not re.search(r"[A-Za-z0-9]", rest):
+        return "is only a file name; cite the article by its title (and URL), a paper by authors, year and arXiv id"
+    return None
+
+
 def _shape_problems(raw: dict[str, Any], where: str) -> list[str]:
     """Types the checks above take for granted: text where text goes, `{option}` only with `each`."""
     problems = [f"{where}: `{k}` must be text" for k in ("id", "when", "rationale", "source", "severity")
                 if raw.get(k) is not None and not isinstance(raw[k], (str, int, float))]
     if raw.get("warn") is not None and not isinstance(raw["warn"], str):
         problems.append(f"{where}: `warn` must be text")
+    if isinstance(raw.get("source"), str) and (problem := _source_problem(raw["source"])):
+        problems.append(f"{where}: `source` {problem}")
     if isinstance(raw.get("each"), list) and not all(isinstance(t, str) for t in raw["each"]):
         problems.append(f"{where}: `each` must list target names")
     if not raw.get("each"):

@@ -227,6 +227,10 @@ def _edit(q: Question, state: _State, key: str) -> None:
             state.cursor = int(state.buffer) - 1
 
 
+class GoBack(Exception):  # noqa: N818 - a signal, not an error
+    """`back` was typed: the interview asks the previous question again."""
+
+
 def _submit(q: Question, state: _State, default: Any) -> Any:
     from advisor.app.questionnaire import parse_answer, parse_empty
 
@@ -240,9 +244,13 @@ def _submit(q: Question, state: _State, default: Any) -> Any:
 
 
 def ask_question(q: Question, default: Any, keys: Iterator[str], screen: Screen, number: int | None = None,
-                 submit: Callable[[_State], Any] | None = None) -> Any:
-    """Ask one question until its answer parses; an invalid answer is asked again with the error shown."""
-    from advisor.app.questionnaire import AnswerError, choices_of, format_value
+                 submit: Callable[[_State], Any] | None = None, can_go_back: bool = False) -> Any:
+    """Ask one question until its answer parses; an invalid answer is asked again with the error shown.
+
+    Raises:
+        GoBack: `back` was typed and `can_go_back` is set.
+    """
+    from advisor.app.questionnaire import BACK_WORDS, AnswerError, choices_of, format_value
 
     choices = choices_of(q)
     values = [c.value for c in choices]
@@ -254,6 +262,9 @@ def ask_question(q: Question, default: Any, keys: Iterator[str], screen: Screen,
         if key != "enter":
             _edit(q, state, key)
             continue
+        if can_go_back and state.buffer.strip().lower() in BACK_WORDS:
+            screen.draw([("help", f"{f'({number}) ' if number else ''}{q.text}  (back)")], final=True)
+            raise GoBack
         try:
             value = submit(state) if submit else _submit(q, state, default)
         except AnswerError as exc:
@@ -287,14 +298,23 @@ def interview(keys: Iterator[str], screen: Screen, previous: Answers | None = No
 
     defaults = defaults_from(previous)
     values: dict[str, Any] = {}
+    order: list[str] = []  # the questions answered, in order: `back` pops the last one
     while (question := next_question(values)) is not None:
-        values[question.key] = ask_question(question, default_for(question, defaults), keys, screen, len(values) + 1)
+        try:
+            values[question.key] = ask_question(question, default_for(question, defaults), keys, screen,
+                                                len(values) + 1, can_go_back=bool(order))
+        except GoBack:
+            key = order.pop()
+            defaults = {**defaults, key: values.pop(key)}  # Enter keeps the answer given before
+            continue
+        order.append(question.key)
     return build_answers(values)
 
 
 # --- the command ----------------------------------------------------------------------------------
 
-INTRO = "A few questions about your task: ↑/↓ and Enter, or type a number; Ctrl-C quits without writing anything"
+INTRO = ("A few questions about your task: ↑/↓ and Enter, or type a number; `back` edits the previous answer; "
+         "Ctrl-C quits without writing anything")
 
 
 @dataclass

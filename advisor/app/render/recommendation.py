@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 __all__ = ["recommendation_html", "recommendation_json", "recommendation_markdown", "render_recommendation"]
 
 LABELS = {"prompting": "Prompting", "prompting_few_shot": "Few-shot prompting", "rag": "RAG", "lora": "LoRA",
-          "qlora": "QLoRA", "full": "Full fine-tuning", "dpo": "DPO"}
+          "qlora": "QLoRA", "full": "Full fine-tuning", "dpo": "DPO", "ia3": "IA3", "prompt_tuning": "Prompt tuning"}
 TABLE_VOLUMES = 6  # columns of the cost-against-volume table
 COLORS = {"prompting": "#7f8c8d", "prompting_few_shot": "#8e44ad", "rag": "#2980b9", "lora": "#27ae60",
-          "qlora": "#16a085", "full": "#c0392b", "dpo": "#d35400"}
+          "qlora": "#16a085", "full": "#c0392b", "dpo": "#d35400", "ia3": "#2c3e50", "prompt_tuning": "#b7950b"}
 PART_COLORS = ("#2c3e50", "#a0522d", "#e67e22", "#f1c40f", "#3498db", "#9b59b6", "#1abc9c", "#95a5a6", "#e74c3c",
                "#bdc3c7")
 
@@ -105,6 +105,11 @@ def _short_memory(option: Option) -> str:
     return f"{option.memory.peak_bytes / GiB:.1f} / {option.gpu_memory_bytes / GiB:.0f}"
 
 
+def _ties(rec: Recommendation) -> list[str]:
+    """The recommendation's tie notes (scores equal to the primary's and how the tie was broken)."""
+    return [a for a in rec.assumptions if a.startswith("tie:")]
+
+
 def render_recommendation(rec: Recommendation, console: Console) -> None:
     """The recommendation in the terminal: headline, options, memory bars, cost by volume, reasons."""
     from rich.markup import escape
@@ -120,6 +125,8 @@ def render_recommendation(rec: Recommendation, console: Console) -> None:
     for reason in primary.reasons:
         if reason.effect != "note":
             console.print(f"  because {escape(f'[{reason.rule_id}]')} {escape(terminal_text(reason.rationale))}")
+    for tie in _ties(rec):
+        console.print(f"  [yellow]{escape(terminal_text(tie))}[/yellow]")
     table = Table(title="Options, best first (why not: see Reasons)", title_justify="left")
     table.add_column("option", min_width=18, no_wrap=True)
     table.add_column("feasible", overflow="fold")
@@ -200,6 +207,7 @@ def recommendation_markdown(rec: Recommendation) -> str:
               f"- advisor {rec.advisor_version}, rules {rec.rules_version}", ""]
     if rec.break_even:
         lines += [f"**Break-even:** {rec.break_even.note}", ""]
+    lines += [*(f"**Tie:** {_md(t.removeprefix('tie: '))}" for t in _ties(rec)), *([""] if _ties(rec) else [])]
     if rec.warnings:
         lines += ["## Warnings", "", *(f"- {_md(w.message)} (`{w.rule_id}`)" for w in rec.warnings), ""]
     lines += ["## Options", "", "| option | feasible | score | benefit | peak memory | set-up | monthly |",
@@ -352,12 +360,32 @@ def _html_options(rec: Recommendation) -> str:
 
 
 def _html_reasons(rec: Recommendation) -> str:
-    items = []
+    """Each rule once, with every option it touched and how; a rule shown as a warning is not repeated here."""
+    warned = {w.rule_id for w in rec.warnings}
+    by_rule: dict[str, tuple[Any, list[str]]] = {}
     for o in rec.options:
         for r in o.reasons:
-            items.append(f'<li><b>{_esc(o.name)}</b> <span class="rid">{_esc(r.rule_id)}</span> {_esc(r.effect)}: '
-                         f'{_esc(r.rationale)}<br><span class="src">source: {_esc(r.source)}</span></li>')
+            _, effects = by_rule.setdefault(r.rule_id, (r, []))
+            effects.append(f"{o.name} ({r.effect})")
+    items = [f'<li><span class="rid">{_esc(rule_id)}</span> {_esc(", ".join(effects))}: {_esc(r.rationale)}'
+             + ("" if rule_id in warned else f'<br><span class="src">source: {_esc(r.source)}</span>') + "</li>"
+             for rule_id, (r, effects) in by_rule.items()]
     return "<ul>" + "".join(items) + "</ul>"
+
+
+def _html_answers(rec: Recommendation) -> str:
+    """The answers the recommendation was made from, every field that is set (the new inputs included)."""
+    rows = []
+    for name in type(rec.answers).model_fields:
+        value = getattr(rec.answers, name)
+        if value is None or value == [] or value == "":
+            continue
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        elif hasattr(value, "model_dump"):
+            value = ", ".join(f"{k}: {v}" for k, v in value.model_dump().items())
+        rows.append(f"<tr><td>{_esc(name)}</td><td>{_esc(value)}</td></tr>")
+    return "<table><tr><th>answer</th><th>value</th></tr>" + "".join(rows) + "</table>"
 
 
 def recommendation_html(rec: Recommendation) -> str:
@@ -379,8 +407,9 @@ def recommendation_html(rec: Recommendation) -> str:
 <div class="card"><div class="chips">{chips}</div>
 <p>Primary <b>{_esc(rec.primary)}</b>: expected benefit <b>{primary.benefit.label}</b> ({primary.benefit.score:g}/100),
 set-up {_usd(primary.one_time_usd)}, running {_usd(primary.monthly_usd)} a month.</p>
-<ul>{because}</ul>{be}</div>
+<ul>{because}</ul>{be}{"".join(f'<p><b>Tie:</b> {_esc(t.removeprefix("tie: "))}</p>' for t in _ties(rec))}</div>
 {warnings}
+<h2>Your answers</h2>{_html_answers(rec)}
 <h2>All options</h2>{_html_options(rec)}
 <h2>Peak memory per GPU against its capacity</h2><div class="card">{_svg_memory(rec)}</div>
 <h2>Monthly cost against volume</h2><div class="card">{_svg_costs(rec)}</div>

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from advisor.core.models.base import Model
 
-__all__ = ["Answers", "Freshness", "Goal", "GpuAnswer", "ModelAccess"]
+__all__ = ["Answers", "Deployment", "ExampleSource", "Freshness", "Goal", "GpuAnswer", "ModelAccess", "TaskType", "Tried"]
 
 
 Goal = Literal["knowledge", "style_format", "reasoning", "safety_alignment"]
@@ -18,6 +19,18 @@ Freshness = Literal["static", "quarterly", "monthly", "weekly", "daily", "realti
 
 
 ModelAccess = Literal["open_weights", "closed_api_with_tuning", "closed_api_no_tuning"]
+
+
+Deployment = Literal["server", "edge"]
+
+
+Tried = Literal["zero_shot", "few_shot", "rag", "fine_tuning"]
+
+
+TaskType = Literal["generation", "extraction", "classification", "tool_calling"]
+
+
+ExampleSource = Literal["human", "synthetic", "distilled"]
 
 # Upper bounds on the answers: each far above any real fine-tuning or serving job, so that a typo (`1e300`,
 # an extra six zeros) is an error naming the field rather than an estimate of 10^290 dollars or an hours-long
@@ -34,6 +47,7 @@ MAX_LATENCY_MS = 86_400_000  # one day
 MAX_GPUS = 100_000  # the largest training clusters
 MAX_TEXT_CHARS = 2_000  # `task` is one line for the report
 MAX_PATH_CHARS = 4_096  # PATH_MAX on Linux
+MAX_EDGE_MEMORY_GB = 1_024  # an edge box with a terabyte is a server
 
 
 
@@ -120,3 +134,53 @@ class Answers(Model):
         None, max_length=MAX_PATH_CHARS,
         description="JSON Lines of questions with the source file or text that answers each; evaluates retrieval",
     )
+    # Decision v2 inputs: each has a default that keeps the answer it gave before it existed.
+    languages: list[str] = Field(
+        ["en"], min_length=1, max_length=50,
+        description="ISO 639-1 codes of the languages the answers and documents are in, e.g. [en, de]",
+    )
+    deployment: Deployment = Field(
+        "server", description="Where the model runs: a server, or an edge/on-device target without a network"
+    )
+    edge_memory_gb: float | None = Field(
+        None, gt=0, le=MAX_EDGE_MEMORY_GB, description="Edge target: memory the model may take, in GB"
+    )
+    no_external_api: bool = Field(
+        False, description="Data residency: no request or document may leave for an external API"
+    )
+    open_weights_acceptable: bool = Field(
+        False, description="A closed model is used today, but moving to open weights is acceptable"
+    )
+    tried: list[Tried] = Field(
+        [], description="Approaches already tried that did not reach the target (they are skipped)"
+    )
+    task_type: TaskType = Field(
+        "generation", description="generation, extraction, classification or tool_calling (structured output)"
+    )
+    example_source: ExampleSource = Field(
+        "human", description="Where the examples come from: human-written, synthetic, or distilled from a teacher"
+    )
+    usable_fraction: float | None = Field(
+        None, gt=0, le=1, description="Share of the examples that survive filtering; None: 1 when clean"
+    )
+    keep_alignment: bool = Field(
+        False, description="The base is an aligned chat model whose refusals must survive tuning"
+    )
+    n_tasks: int = Field(
+        1, ge=1, le=MAX_COUNT, description="Separate tasks (or tenants) one served base model handles, each with "
+        "its own tuned weights (prompt tuning and IA3 store a few hundred KB to a few MB per task)",
+    )
+
+    @field_validator("languages")
+    @classmethod
+    def _check_languages(cls, value: list[str]) -> list[str]:
+        bad = [code for code in value if not re.fullmatch(r"[a-z]{2,3}", code)]
+        if bad:
+            raise ValueError(f"use ISO 639-1 codes like `en` or `de` (got {', '.join(map(repr, bad))})")
+        return value
+
+    @model_validator(mode="after")
+    def _check_v2(self) -> Answers:
+        if self.edge_memory_gb is not None and self.deployment != "edge":
+            raise ValueError("edge_memory_gb applies to deployment: edge only")
+        return self

@@ -11,6 +11,7 @@ per day (the volume above which the cheaper-to-run option costs less over HORIZO
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections import defaultdict
 from functools import cache
@@ -137,12 +138,13 @@ def _break_even(sit: Situation, feasible: list[Option], estimates: dict, gpu: Gp
     if not feasible:
         return None
     start = min(feasible, key=lambda o: (o.one_time_usd, o.monthly_usd))
-    run = min(feasible, key=lambda o: (o.monthly_usd, o.one_time_usd))
+    # Set-up costs within a cent tie (IA3 and LoRA train at nearly the same cost): the better-ranked option wins.
+    run = min(feasible, key=lambda o: (o.monthly_usd, round(o.one_time_usd, 2)))
     volume_now = sit.answers.requests_per_day
     if start.name == run.name:
         # Cheapest both ways at this volume: name the option that runs cheapest at the top of the curve instead.
         top = CURVE_VOLUMES[-1]
-        run = min(feasible, key=lambda o: (_monthly(sit, estimates[o.name], top, gpu), o.one_time_usd))
+        run = min(feasible, key=lambda o: (_monthly(sit, estimates[o.name], top, gpu), round(o.one_time_usd, 2)))
         if run.name == start.name:
             return BreakEven(cheapest_to_start=start.name, cheapest_to_run=run.name, horizon_months=HORIZON_MONTHS,
                              note=f"{start.name} is the cheapest to start and to run up to {top:,} requests/day")
@@ -175,12 +177,25 @@ def _cost_curve(sit: Situation, feasible: list[Option], estimates: dict, gpu: Gp
     )
 
 
-def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset()) -> Recommendation:
+def _ties(feasible: list[Option]) -> list[str]:
+    """Options scoring the same as the primary, and how the tie was broken (stated, never silent)."""
+    tied = [o for o in feasible if o.score == feasible[0].score]
+    if len(tied) < 2:
+        return []
+    names = ", ".join(o.name for o in tied)
+    return [f"tie: {names} all score {feasible[0].score:g}; broken by the lower one-time cost, then the fixed "
+            f"order {', '.join(OPTIONS)}: {tied[0].name} first ("
+            + "; ".join(f"{o.name} {o.one_time_usd:,.2f} USD" for o in tied) + ")"]
+
+
+def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset(),
+              today: datetime.date | None = None) -> Recommendation:
     """Decide which path (or stack of paths) to take, with every option estimated, ranked and explained.
 
     Args:
         answers: The team's answers.
         skip_rules: Rule ids to leave out (`--skip-rule`).
+        today: The date deadlines in the catalog are compared with; None: the real date.
 
     Returns:
         The recommendation: primary, stack, ranked options with reasons, warnings, break-even, cost curve.
@@ -189,11 +204,12 @@ def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset()) -> Rec
         AdvisorError: Unknown model/GPU/API name or skipped rule id, a missing data path, rules that do not
             load, or no feasible option at all.
     """
-    sit = resolve_situation(answers)
+    sit = resolve_situation(answers, today)
     estimates = estimate_options(sit)
     benefits = {
         name: estimate_benefit(name, answers.goal, sit.n_examples, sit.n_preference_pairs,
-                               answers.data_quality == "clean", corpus_in_context(sit))
+                               answers.data_quality == "clean" or answers.usable_fraction is not None,
+                               corpus_in_context(sit))
         for name in OPTIONS
     }
     values = build_facts(fact_sheet(sit, estimates, benefits))
@@ -214,5 +230,5 @@ def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset()) -> Rec
         stack=stack, options=options, warnings=warnings,
         break_even=_break_even(sit, feasible, estimates, gpu), cost_curve=_cost_curve(sit, feasible, estimates, gpu),
         skipped_rules=sorted(skip_rules), facts=values, measured=sit.measured, answers=answers,
-        assumptions=[*sit.notes, f"served on {'the API ' + sit.api.name if sit.api else gpu.name}"],
+        assumptions=[*sit.notes, f"served on {'the API ' + sit.api.name if sit.api else gpu.name}", *_ties(feasible)],
     )

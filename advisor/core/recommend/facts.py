@@ -12,9 +12,25 @@ import math
 
 from pydantic import Field
 
-from advisor.core.models import BenefitEstimate, Freshness, Model, ModelAccess, OptionName, TrainStep
-from advisor.core.recommend.inputs import Situation
-from advisor.core.recommend.options import OptionEstimate, corpus_in_context
+from advisor.core.models import (
+    BenefitEstimate,
+    ExampleSource,
+    Freshness,
+    Model,
+    ModelAccess,
+    OptionName,
+    TaskType,
+    TrainStep,
+)
+from advisor.core.recommend.inputs import Situation, covers_languages
+from advisor.core.recommend.market import provider_tuning
+from advisor.core.recommend.options import (
+    EPOCHS,
+    OptionEstimate,
+    corpus_in_context,
+    prompt_tokens_of,
+    serving_window,
+)
 
 __all__ = ["FactSheet", "fact_sheet"]
 
@@ -37,6 +53,9 @@ class DataFacts(Model):
     mean_example_tokens: int = Field(description="Mean tokens per example (measured, stated or assumed 512)")
     train_tokens: int = Field(description="Tokens in one pass over the examples")
     n_preference_pairs: int = Field(description="Chosen/rejected pairs (measured when preferences_path is given)")
+    n_examples_stated: int = Field(description="Examples before the usable fraction is applied")
+    usable_fraction: float = Field(description="Share of the examples that survive filtering (1: all)")
+    source: ExampleSource = Field(description="human, synthetic or distilled (from a teacher model)")
     measured: bool = Field(description="At least one data path was measured")
 
 
@@ -44,14 +63,14 @@ class CorpusFacts(Model):
     n_documents: int = Field(description="Documents in the knowledge source")
     tokens: int = Field(description="Size of the knowledge source in tokens (assumed from documents when unknown)")
     size_known: bool = Field(description="The size was stated or measured, not assumed")
-    fits_in_context: bool = Field(description="The whole source fits in the prompt (< 200k tokens and the window)")
+    fits_in_context: bool = Field(description="The whole source fits in the serving model's real window")
     freshness: Freshness = Field(description="How often the knowledge changes")
     refresh_days: float = Field(description="Days one version of the knowledge stays true (static: 3650)")
 
 
 class AccessFacts(Model):
     model_access: ModelAccess = Field(description="open_weights, closed_api_with_tuning or closed_api_no_tuning")
-    has_weights: bool = Field(description="The team can train and run the weights")
+    has_weights: bool = Field(description="The team can train and run the weights (open, or open acceptable)")
     provider_tunes: bool = Field(description="A closed model whose provider offers fine-tuning")
 
 
@@ -60,6 +79,8 @@ class ModelFacts(Model):
     n_params_b: float = Field(description="Its parameters, in billions")
     max_context: int = Field(description="Its context window, in tokens")
     chosen_by_advisor: bool = Field(description="No base model was given; the advisor picked it")
+    qlora_16bit_share: float = Field(description="Share of its parameters bitsandbytes leaves 16-bit in a QLoRA "
+                                                 "load under transformers 5 (fused MoE experts, nn.Linear subclasses)")
 
 
 class GpuFacts(Model):
@@ -71,6 +92,50 @@ class GpuFacts(Model):
     allow_renting: bool = Field(description="Renting cloud GPUs is acceptable")
 
 
+class LanguageFacts(Model):
+    multilingual: bool = Field(description="A language other than English is among the answers' languages")
+    n_languages: int = Field(description="How many languages the answers and documents are in")
+    model_covers: bool = Field(description="The base model's card names every one of those languages")
+
+
+class DeployFacts(Model):
+    edge: bool = Field(description="The model runs on an edge/on-device target without a network")
+    memory_gib: float = Field(description="Edge memory budget in GB; 0 on a server")
+    model_4bit_gib: float = Field(description="The base model's 4-bit weights in GB (what an edge device holds)")
+
+
+class ConstraintFacts(Model):
+    no_external_api: bool = Field(description="Data residency: nothing may be sent to an external API")
+    open_weights_acceptable: bool = Field(description="A closed model is used today; open weights are acceptable")
+
+
+class TriedFacts(Model):
+    zero_shot: bool = Field(description="Zero-shot prompting was tried and fell short")
+    few_shot: bool = Field(description="Few-shot prompting was tried and fell short")
+    rag: bool = Field(description="Retrieval was tried and fell short")
+    fine_tuning: bool = Field(description="Fine-tuning was tried and fell short")
+
+
+class TaskFacts(Model):
+    type: TaskType = Field(description="generation, extraction, classification or tool_calling")
+    n_tasks: int = Field(description="Separate tasks (or tenants) one served base handles, each with its own weights")
+
+
+class AlignmentFacts(Model):
+    keep: bool = Field(description="An aligned model's refusals must survive tuning")
+
+
+class ProviderFacts(Model):
+    known: bool = Field(description="The catalog has a fine-tuning service of the serving API's provider")
+    model: str = Field(description="The model that service tunes; empty when none")
+    open: bool = Field(description="It still accepts new training jobs today")
+    days_left: float = Field(description="Days until it stops taking new jobs (negative: stopped; inf: no end)")
+    last_day: str = Field(description="Last day new jobs are accepted (ISO date); empty when none announced")
+    tuning_usd: float = Field(description="Training the examples there for the planned epochs, USD")
+    tuned_monthly_usd: float = Field(description="Serving the tuned model at the stated volume, USD a month")
+    meets_minimum: bool = Field(description="There are at least the service's minimum number of examples")
+
+
 class BudgetFacts(Model):
     usd: float = Field(description="One-time budget for training and set-up, USD")
 
@@ -80,6 +145,10 @@ class ServingFacts(Model):
     latency_p95_ms: int = Field(description="95th-percentile latency target in ms; 0: no target")
     needs_citations: bool = Field(description="Answers must point at their sources")
     through_api: bool = Field(description="Prompting paths are served by a closed API (else self-hosted)")
+    window_tokens: int = Field(description="Context window of the model serving the prompting paths")
+    compare_api: bool = Field(description="Open weights, with an API model named to compare with")
+    api_name: str = Field(description="The API model compared with; empty when none")
+    api_monthly_usd: float = Field(description="Few-shot prompting through that API at this volume, USD a month")
 
 
 class OptionFacts(Model):
@@ -93,6 +162,7 @@ class OptionFacts(Model):
     payback_months: float = Field(description="Months its saving over few-shot prompting takes to repay its set-up "
                                               "(inf: never)")
     prompt_tokens: int = Field(description="Tokens each request carries")
+    latency_ms: float = Field(description="Self-hosted latency of one request at full batch, ms; 0: not estimated")
     benefit_score: float = Field(description="Expected benefit prior, 0-100 (advisor/estimate/benefit.py)")
 
 
@@ -107,6 +177,13 @@ class FactSheet(Model):
     gpu: GpuFacts
     budget: BudgetFacts
     serving: ServingFacts
+    lang: LanguageFacts
+    deploy: DeployFacts
+    constraints: ConstraintFacts
+    tried: TriedFacts
+    task: TaskFacts
+    alignment: AlignmentFacts
+    provider: ProviderFacts
     prompting: OptionFacts
     prompting_few_shot: OptionFacts
     rag: OptionFacts
@@ -114,6 +191,8 @@ class FactSheet(Model):
     qlora: OptionFacts
     full: OptionFacts
     dpo: OptionFacts
+    ia3: OptionFacts
+    prompt_tuning: OptionFacts
 
 
 def _option_facts(est: OptionEstimate, benefit: BenefitEstimate) -> OptionFacts:
@@ -127,6 +206,7 @@ def _option_facts(est: OptionEstimate, benefit: BenefitEstimate) -> OptionFacts:
         monthly_usd=est.monthly_usd,
         payback_months=math.inf if est.payback_months is None else est.payback_months,
         prompt_tokens=est.prompt_tokens,
+        latency_ms=round(est.latency_ms, 1),
         benefit_score=benefit.score,
     )
 
@@ -140,26 +220,78 @@ def fact_sheet(
     a = sit.answers
     gpu = sit.owned_gpu
     options = {name: _option_facts(est, benefits[name]) for name, est in estimates.items()}
+    compare, compare_usd = sit.compare_api, 0.0
+    if compare is not None:
+        from advisor.core.estimate.serving import estimate_api_monthly
+
+        compare_usd = estimate_api_monthly(compare, a.requests_per_day, prompt_tokens_of(sit, "prompting_few_shot"),
+                                           a.output_tokens).monthly_usd
     return FactSheet(
         goal=GoalFacts(knowledge="knowledge" in a.goal, style_format="style_format" in a.goal,
                        reasoning="reasoning" in a.goal, safety_alignment="safety_alignment" in a.goal,
                        n_goals=len(set(a.goal))),
-        data=DataFacts(n_examples=sit.n_examples, is_clean=a.data_quality == "clean",
+        data=DataFacts(n_examples=sit.n_examples, is_clean=a.data_quality == "clean" or a.usable_fraction is not None,
+                       n_examples_stated=sit.n_examples_stated, usable_fraction=a.usable_fraction or 1.0,
+                       source=a.example_source,
                        mean_example_tokens=sit.mean_example_tokens,
                        train_tokens=sit.n_examples * sit.mean_example_tokens,
                        n_preference_pairs=sit.n_preference_pairs, measured=sit.measured is not None),
         corpus=CorpusFacts(n_documents=sit.n_documents, tokens=sit.corpus_tokens, size_known=sit.corpus_size_known,
                            fits_in_context=corpus_in_context(sit), freshness=a.freshness,
                            refresh_days=REFRESH_DAYS[a.freshness]),
-        access=AccessFacts(model_access=a.model_access, has_weights=a.model_access == "open_weights",
+        access=AccessFacts(model_access=a.model_access,
+                           has_weights=a.model_access == "open_weights" or a.open_weights_acceptable,
                            provider_tunes=a.model_access == "closed_api_with_tuning"),
         model=ModelFacts(name=sit.model.name, n_params_b=round(count_params(sit.model).n_params / 1e9, 2),
-                         max_context=sit.model.max_context, chosen_by_advisor=sit.model_chosen_by_advisor),
+                         max_context=sit.model.max_context, chosen_by_advisor=sit.model_chosen_by_advisor,
+                         qlora_16bit_share=_qlora_16bit_share(sit)),
         gpu=GpuFacts(owned=gpu is not None, name=gpu.name if gpu else "", count=sit.n_owned_gpus,
                      memory_gib=round(gpu.memory_bytes / GiB, 1) if gpu else 0.0,
                      supports_bf16=gpu.supports_bf16 if gpu else True, allow_renting=a.allow_renting),
         budget=BudgetFacts(usd=a.budget_usd),
         serving=ServingFacts(requests_per_day=a.requests_per_day, latency_p95_ms=a.latency_p95_ms or 0,
-                             needs_citations=a.needs_citations, through_api=sit.api is not None),
+                             needs_citations=a.needs_citations, through_api=sit.api is not None,
+                             window_tokens=serving_window(sit)[0], compare_api=compare is not None,
+                             api_name=compare.name if compare else "", api_monthly_usd=round(compare_usd, 2)),
+        lang=LanguageFacts(multilingual=not set(a.languages) <= {"en"}, n_languages=len(set(a.languages)),
+                           model_covers=covers_languages(sit.model.name, a.languages)),
+        deploy=DeployFacts(edge=a.deployment == "edge", memory_gib=sit.edge_memory_gb,
+                           model_4bit_gib=round(count_params(sit.model).n_params * 0.5 / 1e9, 2)),
+        constraints=ConstraintFacts(no_external_api=a.no_external_api,
+                                    open_weights_acceptable=a.open_weights_acceptable),
+        tried=TriedFacts(zero_shot="zero_shot" in a.tried, few_shot="few_shot" in a.tried, rag="rag" in a.tried,
+                         fine_tuning="fine_tuning" in a.tried),
+        task=TaskFacts(type=a.task_type, n_tasks=a.n_tasks),
+        alignment=AlignmentFacts(keep=a.keep_alignment),
+        provider=_provider_facts(sit),
         **options,
     )
+
+
+def _qlora_16bit_share(sit: Situation) -> float:
+    from advisor.core.estimate.memory import BNB_UNQUANTIZED_ARCHS
+    from advisor.core.estimate.params import count_params, nf4_bytes
+
+    if sit.model.arch in BNB_UNQUANTIZED_ARCHS:
+        return 1.0
+    total = count_params(sit.model).n_params
+    return round(nf4_bytes(sit.model, True).unquantized_bytes / 2 / total, 4) if total else 0.0
+
+
+def _provider_facts(sit: Situation) -> ProviderFacts:
+    """The serving API's provider-side tuning: price for these examples, its deadline against `sit.today`."""
+    a = sit.answers
+    service = next((t for t in provider_tuning() if sit.api is not None and t.provider == sit.api.provider), None)
+    if service is None or a.model_access != "closed_api_with_tuning":
+        return ProviderFacts(known=False, model="", open=False, days_left=0.0, last_day="", tuning_usd=0.0,
+                             tuned_monthly_usd=0.0, meets_minimum=False)
+    tokens = sit.n_examples * sit.mean_example_tokens * EPOCHS
+    prompt = prompt_tokens_of(sit, "lora")
+    daily = a.requests_per_day * (prompt * service.input_per_mtok_usd + a.output_tokens
+                                  * service.output_per_mtok_usd) / 1e6
+    until = service.new_jobs_until
+    return ProviderFacts(
+        known=True, model=service.model, open=service.open_on(sit.today),
+        days_left=math.inf if until is None else float((until - sit.today).days),
+        last_day=until.isoformat() if until else "", tuning_usd=round(tokens * service.training_per_mtok_usd / 1e6, 2),
+        tuned_monthly_usd=round(daily * 30, 2), meets_minimum=sit.n_examples >= service.min_examples)

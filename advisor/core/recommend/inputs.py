@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +13,7 @@ from advisor.core.errors import AdvisorError
 from advisor.core.measure import measure_answers
 from advisor.core.models import Answers, ApiPriceSpec, GpuSpec, MeasuredData, ModelSpec
 
-__all__ = ["Situation", "load_answers", "resolve_situation"]
+__all__ = ["Situation", "catalog_architecture", "covers_languages", "load_answers", "resolve_situation"]
 
 # The model weight-based paths are estimated on when the answers fix none: a common open-weight 8B model
 # that QLoRA fits on a 24 GB card (decision-rules.md R-03: "recommend a smaller model (e.g. 7-14B on 24 GB)").
@@ -19,6 +22,22 @@ DEFAULT_BASE_MODEL = "llama-3.1-8b"
 DEFAULT_EXAMPLE_TOKENS = 512  # instruction + answer; seed 002 trains at 2048-4096 tokens, most examples are shorter
 DEFAULT_DOCUMENT_TOKENS = 1000  # decision-rules.md §4 sizes RAG ingestion at "100k docs × 1k tokens"
 DEFAULT_PROMPT_TOKENS = 400  # instructions + the user's question, before any examples or context
+# Languages each family's model card names as supported (a family not listed: English only is assumed).
+# Llama 3.1/3.2/3.3: Meta's model cards (huggingface.co/meta-llama/Llama-3.1-8B-Instruct, "Supported languages").
+# Qwen2.5: "multilingual support for over 29 languages", the named ones (qwenlm.github.io/blog/qwen2.5/, 2024).
+LLAMA3_LANGUAGES = frozenset({"en", "de", "fr", "it", "pt", "hi", "es", "th"})
+QWEN25_LANGUAGES = frozenset({"zh", "en", "fr", "es", "pt", "de", "it", "ru", "ja", "ko", "vi", "th", "ar"})
+MODEL_LANGUAGES = {"llama-3.1": LLAMA3_LANGUAGES, "llama-3.2": LLAMA3_LANGUAGES, "llama-3.3": LLAMA3_LANGUAGES,
+                   "qwen2.5": QWEN25_LANGUAGES}
+MULTILINGUAL_BASE_MODEL = "qwen2.5-7b"  # the same 7-8B size class as the default, 29+ languages
+# Edge targets: the 4-bit weights may take this share of the memory budget (the rest: KV cache, runtime, the app).
+EDGE_WEIGHT_SHARE = 0.6
+EDGE_DEFAULT_MEMORY_GB = 8.0  # assumption when no budget is given: a laptop or a phone-class accelerator
+EDGE_BYTES_PER_PARAM = 0.5  # 4-bit weights (GGUF Q4 / AWQ / NF4), quantization constants aside
+EDGE_CANDIDATES = ("llama-3.1-8b", "qwen2.5-7b", "llama-3.2-3b", "qwen2.5-3b", "gemma-2-2b", "qwen2.5-1.5b",
+                   "llama-3.2-1b", "qwen2.5-0.5b")  # largest first: the largest that fits is picked
+# Hub-id suffixes of post-trained variants that keep the base's shapes (same config.json dimensions).
+VARIANT_SUFFIX = re.compile(r"(?i)[-_.](instruct|chat|it|hf|base)(?=$|[-_.])")
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,10 @@ class Situation:
     api: ApiPriceSpec | None
     prompt_tokens: int
     notes: list[str] = field(default_factory=list)
+    n_examples_stated: int = 0  # before the usable fraction was applied
+    compare_api: ApiPriceSpec | None = None  # open weights: the API model the answers compare with
+    today: dt.date = field(default_factory=dt.date.today)
+    edge_memory_gb: float = 0.0  # 0: a server deployment
 
 
 ANSWER_PATH_FIELDS = ("examples_path", "preferences_path", "corpus_path", "eval_questions_path")
@@ -79,23 +102,85 @@ def _measured_or_stated(stated: int, measured: int | None, what: str, notes: lis
     return measured
 
 
+def catalog_architecture(name: str) -> str | None:
+    """The catalog row whose shapes `name` has: a catalog name, alias or hf_id, or a post-trained variant of one
+    (`Qwen/Qwen2.5-7B-Instruct` → `qwen2.5-7b`); None when it is none of those."""
+    rows = catalog.load_model_rows()
+    index = {}
+    for row in rows:
+        for key in (row["name"], row["hf_id"], *row.get("aliases", [])):
+            index[str(key).lower()] = row["name"]
+    key = name.strip().lower()
+    if key in index:
+        return index[key]
+    stripped = key
+    while (cut := VARIANT_SUFFIX.sub("", stripped, count=1)) != stripped:
+        stripped = cut
+        if stripped in index:
+            return index[stripped]
+    tail = stripped.rsplit("/", 1)[-1]
+    return index.get(tail)
+
+
+def covers_languages(model_name: str, languages: list[str]) -> bool:
+    """The model card of `model_name`'s family names every language in `languages`."""
+    family = next((f for f in MODEL_LANGUAGES if model_name.startswith(f)), None)
+    supported = MODEL_LANGUAGES[family] if family else frozenset({"en"})
+    return set(languages) <= supported
+
+
+def _edge_model(budget_gb: float, languages: list[str]) -> tuple[str, str]:
+    """The largest candidate whose 4-bit weights fit the edge budget (and that covers the languages when one does)."""
+    from advisor.core.estimate.params import count_params
+
+    fitting = []
+    for name in EDGE_CANDIDATES:
+        weights_gb = count_params(catalog.resolve_model(name)).n_params * EDGE_BYTES_PER_PARAM / 1e9
+        if weights_gb <= budget_gb * EDGE_WEIGHT_SHARE:
+            fitting.append((name, weights_gb))
+    if not fitting:
+        name = EDGE_CANDIDATES[-1]
+        return name, f"{name}: the smallest catalog model; even its 4-bit weights exceed {EDGE_WEIGHT_SHARE:.0%} of " \
+            f"{budget_gb:g} GB"
+    pick = next(((n, w) for n, w in fitting if covers_languages(n, languages)), fitting[0])
+    return pick[0], f"{pick[0]}: the largest catalog model whose 4-bit weights ({pick[1]:.1f} GB) take at most " \
+        f"{EDGE_WEIGHT_SHARE:.0%} of the {budget_gb:g} GB edge budget"
+
+
 def _model(answers: Answers, notes: list[str]) -> tuple[ModelSpec, str, bool]:
     name = answers.base_model or DEFAULT_BASE_MODEL
     if answers.model_access != "open_weights" and name in catalog.load_api_prices():
         answers = answers.model_copy(update={"base_model": None})  # an API model: weights paths use the default
         name = DEFAULT_BASE_MODEL
-    spec = catalog.resolve_model(name)
-    rows = {row["name"]: row for row in catalog.load_model_rows()}
-    hf_id = rows[spec.name]["hf_id"] if spec.name in rows else spec.name
     if answers.base_model is None:
         why = "weight-based paths are estimated on it as an open-weight alternative" \
             if answers.model_access != "open_weights" else "no base model was given"
-        notes.append(f"model: {DEFAULT_BASE_MODEL} ({why}; 8B fits QLoRA on a 24 GB card, decision-rules.md R-03)")
+        if answers.deployment == "edge":
+            budget = answers.edge_memory_gb or EDGE_DEFAULT_MEMORY_GB
+            name, how = _edge_model(budget, answers.languages)
+            if answers.edge_memory_gb is None:
+                how += " (assumed; give edge_memory_gb)"
+            notes.append(f"model: {how}; served 4-bit on the device ({why})")
+        elif not covers_languages(DEFAULT_BASE_MODEL, answers.languages):
+            name = MULTILINGUAL_BASE_MODEL
+            notes.append(f"model: {name} (the languages {', '.join(answers.languages)} are outside Llama 3.1's eight "
+                         "supported ones; Qwen2.5 names 29+, qwenlm.github.io/blog/qwen2.5; " + why + ")")
+        else:
+            notes.append(f"model: {DEFAULT_BASE_MODEL} ({why}; 8B fits QLoRA on a 24 GB card, decision-rules.md R-03)")
+    arch = catalog_architecture(name)
+    spec = catalog.resolve_model(arch or name)
+    rows = {row["name"]: row for row in catalog.load_model_rows()}
+    if arch is not None and answers.base_model is not None and arch.lower() != name.lower() \
+            and name.lower() not in {str(a).lower() for a in (rows[arch]["hf_id"], *rows[arch].get("aliases", []))}:
+        hf_id = name  # a post-trained variant: trained as given, estimated on its base's shapes
+        notes.append(f"model: {name} has the shapes of the catalog's {arch} (a post-trained variant of it)")
+    else:
+        hf_id = rows[spec.name]["hf_id"] if spec.name in rows else spec.name
     return spec, hf_id, answers.base_model is None
 
 
-def resolve_situation(answers: Answers) -> Situation:
-    """Measure the answers' paths and look up the model, GPU and API they name.
+def resolve_situation(answers: Answers, today: dt.date | None = None) -> Situation:
+    """Measure the answers' paths and look up the model, GPU and API they name (`today`: None is the real date).
 
     Raises:
         AdvisorError: A path does not exist, or a model/GPU/API name is unknown (with near matches).
@@ -103,7 +188,12 @@ def resolve_situation(answers: Answers) -> Situation:
     notes: list[str] = []
     measured = measure_answers(answers)
     m = measured or MeasuredData()
-    n_examples = _measured_or_stated(answers.n_examples, m.n_examples, "examples", notes)
+    n_stated = _measured_or_stated(answers.n_examples, m.n_examples, "examples", notes)
+    n_examples = n_stated
+    if answers.usable_fraction is not None and n_stated:
+        n_examples = math.floor(n_stated * answers.usable_fraction)
+        notes.append(f"filter, then train: {n_examples:,} of {n_stated:,} examples survive filtering "
+                     f"(usable fraction {answers.usable_fraction:g}); estimates use the filtered size")
     n_pairs = _measured_or_stated(answers.n_preference_pairs, m.n_preference_pairs, "preference pairs", notes)
     n_documents = _measured_or_stated(answers.n_documents, m.n_documents, "documents", notes)
     mean_tokens = answers.mean_example_tokens or m.mean_example_tokens
@@ -119,12 +209,14 @@ def resolve_situation(answers: Answers) -> Situation:
             notes.append(f"corpus assumed {DEFAULT_DOCUMENT_TOKENS:,} tokens per document (decision-rules.md §4)")
     model, hf_id, chosen = _model(answers, notes)
     owned = catalog.resolve_gpu(answers.gpu.type) if answers.gpu else None
-    api = None
+    api = compare = None
     if answers.model_access != "open_weights":
         api_name = answers.api_model
         if api_name is None and answers.base_model in catalog.load_api_prices():
             api_name = answers.base_model
         api = catalog.resolve_api_model(api_name)
+    elif answers.api_model is not None:
+        compare = catalog.resolve_api_model(answers.api_model)
     prompt_tokens = answers.prompt_tokens or DEFAULT_PROMPT_TOKENS
     if answers.prompt_tokens is None:
         notes.append(f"today's prompt assumed {DEFAULT_PROMPT_TOKENS} tokens (instructions + question)")
@@ -134,5 +226,6 @@ def resolve_situation(answers: Answers) -> Situation:
         n_documents=n_documents, corpus_tokens=corpus_tokens, corpus_size_known=size_known,
         model=model, model_hf_id=hf_id, model_chosen_by_advisor=chosen, owned_gpu=owned,
         n_owned_gpus=answers.gpu.count if answers.gpu else 0, api=api, prompt_tokens=prompt_tokens,
-        notes=notes,
+        notes=notes, n_examples_stated=n_stated, compare_api=compare, today=today or dt.date.today(),
+        edge_memory_gb=(answers.edge_memory_gb or EDGE_DEFAULT_MEMORY_GB) if answers.deployment == "edge" else 0.0,
     )

@@ -1,9 +1,10 @@
 """Each path estimated on the team's situation: the GPU it runs on, memory, set-up cost and running cost.
 
 Training (lora, qlora, full, dpo) runs on the owned GPUs; with none and renting allowed, on the catalog
-configuration that fits and costs least (full fine-tuning may shard over 2-8 GPUs with ZeRO-3). Running
-cost is the same model served at the stated volume: self-hosted on the owned GPU type (valued at its
-rental price) or the catalog GPU that serves it cheapest, or through the API for a closed model. What
+configuration that fits and costs least (full fine-tuning may shard over 2-8 GPUs with ZeRO-3, adapters with
+FSDP where one GPU is too small). Running cost is the same model served at the stated volume: self-hosted on
+the owned GPUs (electricity at board power, the purchase sunk) or the catalog GPU that serves it cheapest, or
+through the API for a closed model (a corpus repeated in every prompt at the cached-input price). What
 differs between paths is the prompt each request carries:
 
     prompting           today's prompt (plus the whole corpus when it fits in context and facts are a goal)
@@ -12,7 +13,7 @@ differs between paths is the prompt each request carries:
     fine-tuned          the question + instructions shrunk by TUNED_INSTRUCTION_SHARE
 
 Ignored: engineering time, evaluation runs, vector-database hosting (the plan's faiss index is a local
-file), prompt-caching and batch discounts.
+file), batch discounts.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from advisor.core.estimate.compute import estimate_training_compute
 from advisor.core.estimate.fit import fits, largest_fitting
 from advisor.core.estimate.memory import estimate_memory
 from advisor.core.estimate.precision import choose_precision, device_of
-from advisor.core.estimate.serving import estimate_api_monthly, estimate_self_hosted_monthly
+from advisor.core.estimate.serving import HOURS_PER_MONTH, estimate_api_monthly, estimate_self_hosted_monthly
 from advisor.core.estimate.translate import train_spec
 from advisor.core.models import (
     ComputeEstimate,
@@ -42,12 +43,15 @@ from advisor.core.models import (
     TrainStep,
 )
 from advisor.core.recommend.inputs import Situation
+from advisor.core.recommend.market import api_limits, owned_power
 
 __all__ = [
     "OPTIONS",
     "TRAINED",
     "OptionEstimate",
     "corpus_in_context",
+    "latency_ms",
+    "serving_window",
     "estimate_options",
     "monthly_at",
     "prompt_tokens_of",
@@ -55,15 +59,22 @@ __all__ = [
 ]
 
 OPTIONS: tuple[OptionName, ...] = get_args(OptionName)
-TRAINED = ("lora", "qlora", "full", "dpo")
+TRAINED = ("lora", "qlora", "full", "dpo", "ia3", "prompt_tuning")
 # Training settings beyond TrainStep's own defaults (rank 16, alpha 2x rank: seed 002 "Typical starting values");
 # 2-4 epochs (seed 002); full fine-tuning at a tenth of the LoRA rate (Thinking Machines "LoRA Without Regret").
 EPOCHS = 3.0
 MAX_MICRO_BATCH = 4
 EFFECTIVE_BATCH = 16  # TRL "LoRA without regret": keep the effective batch under 32
-LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "dpo": 5e-6, "full": 2e-5}  # DPO: TRL DPOConfig default 1e-6..5e-6
+# DPO: TRL DPOConfig default 1e-6..5e-6; IA3: T-Few (Liu et al. 2022, §3) 3e-3; prompt tuning: Lester et al.
+# 2021 §3, 0.3.
+LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "dpo": 5e-6, "full": 2e-5, "ia3": 3e-3, "prompt_tuning": 3e-1}
+# IA3 where PEFT has no default list: the T-Few recipe (Liu et al. 2022 §3.3), keys, values and the feed-forward
+# intermediate activation; Phi-3 fuses q, k and v into one projection, which is scaled whole.
+IA3_TARGETS = {"phi3": ["qkv_proj", "down_proj"], "stablelm": ["k_proj", "v_proj", "down_proj"]}
+# Lester et al. 2021 Fig. 3(a): "increasing to 20+ tokens generally confers a large boost".
+PROMPT_TUNING_TOKENS = 20
 SEQ_LEN_MIN, SEQ_LEN_MAX = 512, 4096  # seed 002: max sequence length 2048-4096
-RENT_COUNTS_SHARDED = (1, 2, 4, 8)  # full fine-tuning may shard with ZeRO-3; adapters train on one GPU
+RENT_COUNTS_SHARDED = (1, 2, 4, 8)  # full fine-tuning shards with ZeRO-3, adapters with FSDP (FSDP-QLoRA)
 # Running cost.
 FEW_SHOTS = 5  # seed 000: "include 3-5 examples of desired input-output pairs"
 QUESTION_TOKENS = 100  # assumption: the user's own question inside today's prompt
@@ -77,6 +88,10 @@ PLACEHOLDER_DOCS = "docs"
 
 LONG_CONTEXT_LIMIT = 200_000  # Anthropic Contextual Retrieval: under 200k tokens, put the knowledge base in the prompt
 EMBEDDING_USD_PER_MTOK = 0.02  # OpenAI text-embedding-3-small (decision-rules.md §4); the local default model is free
+# Documents or questions not in English: a multilingual sentence-transformers model (50+ languages, trained by
+# distilling the English model into multilingual students: Reimers & Gurevych 2020, arXiv:2004.09813). It is
+# downloaded from the Hub; offline, the packaged English MiniLM is the only model available.
+MULTILINGUAL_EMBEDDING_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 REFRESHES_PER_MONTH = {"static": 0.0, "quarterly": 1 / 3, "monthly": 1.0, "weekly": 30 / 7, "daily": 30.0,
                        "realtime": 30.0}
 
@@ -99,12 +114,24 @@ class OptionEstimate:
     step: TrainStep | RagStep | PromptStep | None = None
     compute: ComputeEstimate | None = None
     payback_months: float | None = None
+    latency_ms: float = 0.0  # self-hosted: prefill + decode of one request at full batch; 0: not estimated
     assumptions: list[str] = field(default_factory=list)
 
 
+def serving_window(sit: Situation) -> tuple[int, str]:
+    """Context window of the model that serves the prompting paths, and where the figure comes from."""
+    if sit.api is not None:
+        limits = api_limits(sit.api.name)
+        if limits is not None:
+            return limits.context_tokens, f"{sit.api.name}'s window ({limits.source})"
+        return LONG_CONTEXT_LIMIT, f"{sit.api.name}'s window is not in the catalog: 200k assumed"
+    return sit.model.max_context, f"{sit.model.name}'s max_position_embeddings"
+
+
 def corpus_in_context(sit: Situation) -> bool:
-    """The whole knowledge source fits in the prompt (under 200k tokens and the model's window)."""
-    limit = min(LONG_CONTEXT_LIMIT, sit.model.max_context) - sit.prompt_tokens - sit.answers.output_tokens
+    """The whole knowledge source fits in the prompt of the serving model's real window (API or open weights)."""
+    window, _ = serving_window(sit)
+    limit = window - sit.prompt_tokens - sit.answers.output_tokens
     return sit.corpus_tokens > 0 and sit.corpus_tokens <= limit
 
 
@@ -120,7 +147,8 @@ def prompt_tokens_of(sit: Situation, option: OptionName) -> int:
     if option == "rag":
         return base + RETRIEVED_CHUNKS * CHUNK_TOKENS
     question = min(QUESTION_TOKENS, base)
-    return question + math.ceil((base - question) * TUNED_INSTRUCTION_SHARE)
+    virtual = PROMPT_TUNING_TOKENS if option == "prompt_tuning" else 0  # prepended to every request it serves
+    return question + math.ceil((base - question) * TUNED_INSTRUCTION_SHARE) + virtual
 
 
 def serving_gpu(sit: Situation) -> GpuSpec:
@@ -140,8 +168,75 @@ def monthly_at(sit: Situation, option: OptionName, requests_per_day: float, gpu:
     """
     prompt = prompt_tokens_of(sit, option) if prompt_tokens is None else prompt_tokens
     if sit.api is not None and option not in TRAINED:
-        return estimate_api_monthly(sit.api, requests_per_day, prompt, sit.answers.output_tokens)
-    return estimate_self_hosted_monthly(sit.model, gpu, requests_per_day, prompt, sit.answers.output_tokens)
+        cached = _cached_prefix(sit, option)
+        limits = api_limits(sit.api.name)
+        if not cached or limits is None:
+            return estimate_api_monthly(sit.api, requests_per_day, prompt, sit.answers.output_tokens)
+        # The corpus is the same prefix on every call: billed at the cached-input price (the first write aside).
+        ratio = limits.cached_input_per_mtok_usd / sit.api.input_per_mtok_usd if sit.api.input_per_mtok_usd else 1.0
+        est = estimate_api_monthly(sit.api, requests_per_day, prompt - cached + cached * ratio,
+                                   sit.answers.output_tokens)
+        note = (f"the {cached:,}-token corpus prefix billed at the cached-input price "
+                f"{limits.cached_input_per_mtok_usd:g} USD/MTok ({limits.source})")
+        return est.model_copy(update={"assumptions": [f"{est.assumptions[0]}; {note}"]})
+    est = estimate_self_hosted_monthly(sit.model, gpu, requests_per_day, prompt, sit.answers.output_tokens)
+    if sit.owned_gpu is not None and gpu.name == sit.owned_gpu.name:
+        return _on_owned(sit, est, gpu)
+    return est
+
+
+def _cached_prefix(sit: Situation, option: OptionName) -> int:
+    """Tokens of the knowledge source a prompting path repeats on every call (0: none)."""
+    in_context = "knowledge" in sit.answers.goal and corpus_in_context(sit)
+    return sit.corpus_tokens if option in ("prompting", "prompting_few_shot") and in_context else 0
+
+
+def _on_owned(sit: Situation, est: ServingEstimate, gpu: GpuSpec) -> ServingEstimate:
+    """Serving on owned GPUs: electricity at board power, always on; the purchase is sunk (not amortised)."""
+    power = owned_power(gpu.name)
+    owned = sit.n_owned_gpus
+    extra = max(0, est.n_gpus - owned)
+    rental = extra * (gpu.price_per_hour_usd or 0.0) * HOURS_PER_MONTH
+    if power is None:
+        usd, how = rental, f"{min(owned, est.n_gpus)} owned {gpu.name} at no running cost (board power not in the catalog)"
+    else:
+        watts, per_kwh, source = power
+        usd = min(owned, est.n_gpus) * watts / 1000 * HOURS_PER_MONTH * per_kwh + rental
+        how = (f"{min(owned, est.n_gpus)} owned {gpu.name} always on: electricity {watts:g} W × {HOURS_PER_MONTH} h × "
+               f"{per_kwh:g} USD/kWh; purchase sunk, not amortised ({source})")
+    if extra:
+        how += f"; {extra} more rented at {gpu.price_per_hour_usd:g} USD/GPU-hour (the volume needs {est.n_gpus})"
+    return est.model_copy(update={"monthly_usd": usd, "assumptions": [how, *est.assumptions[1:]]})
+
+
+def latency_ms(sit: Situation, est: ServingEstimate, prompt_tokens: int) -> float:
+    """Least latency of one self-hosted request: prefill plus one batch-1 decode step per output token.
+
+    Latency = time to first token + time per output token × output tokens (Databricks, "LLM Inference Performance
+    Engineering: Best Practices", 2023); a batch-1 step reads the 16-bit weights and the KV cache once, at the
+    serving estimate's share of the bandwidth. Busier replicas are slower, so this is a floor. 0 for an API.
+    """
+    from advisor.core.estimate import params as P
+    from advisor.core.estimate.serving import (
+        BANDWIDTH_EFFICIENCY,
+        KV_BYTES,
+        MEMORY_FOR_WEIGHTS,
+        PREFILL_MFU,
+        SERVING_BYTES_PER_PARAM,
+    )
+
+    if est.kind != "self_hosted":
+        return 0.0
+    gpu, m = serving_gpu(sit), sit.model
+    inv = P.count_params(m)
+    weights = inv.n_params * SERVING_BYTES_PER_PARAM
+    per_replica = max(1, math.ceil(weights / (gpu.memory_bytes * MEMORY_FOR_WEIGHTS)))
+    context = prompt_tokens + sit.answers.output_tokens
+    kv = 2 * m.n_layers * m.n_kv_heads * m.head_dim * context * KV_BYTES
+    peak = (gpu.bf16_tflops or gpu.fp16_tflops) * 1e12 * per_replica
+    prefill_s = prompt_tokens * 2 * inv.n_active_params / (peak * PREFILL_MFU)
+    step_s = (weights + kv) / (gpu.bandwidth_gb_per_s * 1e9 * per_replica * BANDWIDTH_EFFICIENCY)
+    return (prefill_s + sit.answers.output_tokens * step_s) * 1000
 
 
 def _seq_len(sit: Situation, mean_tokens: int) -> int:
@@ -151,7 +246,18 @@ def _seq_len(sit: Situation, mean_tokens: int) -> int:
     return min(seq, sit.model.max_context)
 
 
-def _job(sit: Situation, option: OptionName, n_gpus: int, policy: str, batch: int = 1) -> TrainStep:
+def _layouts(option: OptionName, policy: str, n_gpus: int) -> tuple[str, ...]:
+    """How a job spreads over `n_gpus`: full weights shard with ZeRO-3; adapters replicate (DDP), else shard the
+    frozen base with FSDP (FSDP-QLoRA: Answer.AI, "You can now train a 70b language model at home", 2024)."""
+    if n_gpus == 1:
+        return ("ddp",)
+    if option == "full" or policy == "full":
+        return ("zero3",)
+    return ("ddp", "fsdp")
+
+
+def _job(sit: Situation, option: OptionName, n_gpus: int, policy: str, batch: int = 1,
+         distributed: str | None = None) -> TrainStep:
     """The training step as the plan will run it (TrainStep's own defaults for everything not set here)."""
     full = option == "full" or (option == "dpo" and policy == "full")
     mean = sit.mean_preference_tokens if option == "dpo" else sit.mean_example_tokens
@@ -162,9 +268,12 @@ def _job(sit: Situation, option: OptionName, n_gpus: int, policy: str, batch: in
         dpo_policy=policy, batch_size=batch,  # type: ignore[arg-type]
         grad_accum=max(1, math.ceil(EFFECTIVE_BATCH / (batch * n_gpus))), seq_len=_seq_len(sit, mean),
         epochs=EPOCHS, learning_rate=LEARNING_RATE[option], n_gpus=n_gpus,
-        distributed="zero3" if full and n_gpus > 1 else "ddp",
+        distributed=distributed or ("zero3" if full and n_gpus > 1 else "ddp"),  # type: ignore[arg-type]
         # PEFT wraps fused 3-D expert weights (transformers 5 MoE) in a ParamWrapper that refuses dropout.
         **({"lora_dropout": 0.0} if sit.model.is_moe else {}),
+        **({"num_virtual_tokens": PROMPT_TUNING_TOKENS} if option == "prompt_tuning" else {}),
+        **({"ia3_targets": IA3_TARGETS[sit.model.arch]}
+           if option == "ia3" and sit.model.arch in IA3_TARGETS else {}),
     )
 
 
@@ -180,10 +289,8 @@ def _candidates(sit: Situation, option: OptionName, policy: str) -> list[tuple[G
         return [(sit.owned_gpu, sit.n_owned_gpus, True)]
     if not sit.answers.allow_renting:
         return []
-    sharded = option == "full" or policy == "full"
-    counts = RENT_COUNTS_SHARDED if sharded else (1,)
     gpus = [g for g in catalog.load_gpus().values() if g.price_per_hour_usd]
-    return [(g, n, False) for g in gpus for n in counts]
+    return [(g, n, False) for g in gpus for n in RENT_COUNTS_SHARDED]
 
 
 def _train_amount(sit: Situation, option: OptionName) -> tuple[int, int]:
@@ -198,17 +305,22 @@ def _best_config(sit: Situation, option: OptionName) -> tuple[TrainStep, GpuSpec
     n, mean = _train_amount(sit, option)
     for policy in (("lora", "qlora") if option == "dpo" else ("lora",)):
         for gpu, count, owned in _candidates(sit, option, policy):
-            step = _job(sit, option, count, policy)
-            spec = _spec(sit, step, gpu)
-            ok = fits(estimate_memory(spec), gpu)
-            if owned and (ok or policy == "qlora" or option != "dpo"):
-                return step, gpu, owned, ok
-            if not ok:
-                continue
-            usd = estimate_training_compute(spec, gpu, n, mean, EPOCHS).usd or 0.0
-            key = (usd, count, gpu.name)
-            if best is None or key < best[0]:
-                best = (key, step, gpu)
+            layouts = _layouts(option, policy, count)
+            if not owned and count > 1:
+                layouts = layouts[-1:]  # renting more GPUs than one only pays when they shard the job
+            for layout in layouts:
+                step = _job(sit, option, count, policy, distributed=layout)
+                spec = _spec(sit, step, gpu)
+                ok = fits(estimate_memory(spec), gpu)
+                if owned and (ok or (layout == layouts[-1] and (policy == "qlora" or option != "dpo"))):
+                    return step, gpu, owned, ok
+                if not ok:
+                    continue
+                usd = estimate_training_compute(spec, gpu, n, mean, EPOCHS).usd or 0.0
+                key = (usd, count, gpu.name)
+                if best is None or key < best[0]:
+                    best = (key, step, gpu)
+                break
         if best is not None:
             return best[1], best[2], False, True
     return None
@@ -225,12 +337,21 @@ def _estimate_training(sit: Situation, option: OptionName) -> OptionEstimate:
     first = _spec(sit, step, gpu)
     est.peak_share = estimate_memory(first).peak_bytes / gpu.memory_bytes
     batch = largest_fitting(first, gpu, "batch_size", MAX_MICRO_BATCH) if ok else 1
-    step = _job(sit, option, step.n_gpus, step.dpo_policy, max(batch, 1))
+    step = _job(sit, option, step.n_gpus, step.dpo_policy, max(batch, 1), step.distributed)
     spec = _spec(sit, step, gpu)
     est.memory, est.gpu, est.fits = estimate_memory(spec), gpu, ok
     n, mean = _train_amount(sit, option)
     est.compute = estimate_training_compute(spec, gpu, n, mean, EPOCHS)
     est.one_time_usd = est.compute.usd or 0.0
+    power = owned_power(gpu.name) if owned else None
+    if owned:
+        # An owned GPU costs the electricity of the run; its rental value is shown, not charged.
+        rental = est.one_time_usd
+        est.one_time_usd = est.compute.gpu_hours * power[0] / 1000 * power[1] if power else 0.0
+        est.assumptions.append(
+            f"owned GPUs: {est.one_time_usd:,.2f} USD of electricity ({est.compute.gpu_hours:,.1f} GPU-hours × "
+            + (f"{power[0]:g} W at {power[1]:g} USD/kWh" if power else "board power unknown: 0")
+            + f"); renting the same would cost {rental:,.2f} USD")
     est.out_of_pocket_usd = 0.0 if owned else est.one_time_usd
     _, precision_reason = choose_precision(step.precision, device_of(gpu, step.n_gpus))
     prediction = TrainPrediction(
@@ -242,7 +363,8 @@ def _estimate_training(sit: Situation, option: OptionName) -> OptionEstimate:
     est.step = step.model_copy(update={"prediction": prediction})
     est.assumptions += [
         f"{'owned' if owned else 'rented'} {spec.n_gpus} × {gpu.name}"
-        + (" (valued at its rental price)" if owned else " (the cheapest catalog configuration that fits)"),
+        + ("" if owned else " (the cheapest catalog configuration that fits)")
+        + (f", {step.distributed.upper()} over {step.n_gpus} GPUs" if step.n_gpus > 1 else ""),
         f"{n:,} {'pairs' if option == 'dpo' else 'examples'} × {mean:,} tokens × {EPOCHS:g} epochs "
         f"(seed 002: 2-4 epochs); micro-batch {spec.batch_size}, sequence {spec.seq_len}",
         f"precision {spec.precision}: {precision_reason}",
@@ -259,7 +381,10 @@ def _estimate_inference(sit: Situation, option: OptionName, gpu: GpuSpec) -> Opt
         est.memory, est.gpu = estimate_memory(spec), gpu
         est.fits = fits(est.memory, gpu)
         est.peak_share = est.memory.peak_bytes / gpu.memory_bytes
-    if option == "rag":
+    if option == "rag" and sit.answers.no_external_api:
+        est.assumptions.append(f"index: {sit.corpus_tokens:,} tokens embedded by the plan's local model (nothing "
+                               "may go to an external API): machine time only")
+    elif option == "rag":
         est.one_time_usd = sit.corpus_tokens * EMBEDDING_USD_PER_MTOK / 1e6
         est.out_of_pocket_usd = est.one_time_usd
         est.assumptions.append(
@@ -273,7 +398,8 @@ def _rag_step(sit: Situation) -> RagStep:
     from advisor.core.planning import predict_index
 
     a = sit.answers
-    step = RagStep(docs_dir=a.corpus_path or PLACEHOLDER_DOCS, eval_questions_path=a.eval_questions_path)
+    extra = {} if set(a.languages) <= {"en"} else {"embedding_model": MULTILINGUAL_EMBEDDING_MODEL}
+    step = RagStep(docs_dir=a.corpus_path or PLACEHOLDER_DOCS, eval_questions_path=a.eval_questions_path, **extra)
     return step.model_copy(update={"prediction": predict_index(step, sit.corpus_tokens)})
 
 
@@ -311,6 +437,11 @@ def estimate_options(sit: Situation) -> dict[OptionName, OptionEstimate]:
             estimates[option] = _estimate_inference(sit, option, gpu_for_serving)
         est = estimates[option]
         est.serving = monthly_at(sit, option, sit.answers.requests_per_day, gpu_for_serving)
+        est.latency_ms = latency_ms(sit, est.serving, est.prompt_tokens)
+        if sit.edge_memory_gb and est.serving.kind == "self_hosted":
+            est.serving = est.serving.model_copy(update={"monthly_usd": 0.0, "assumptions": [
+                f"served 4-bit on the user's device ({sit.edge_memory_gb:g} GB budget): no server to pay for",
+                *est.serving.assumptions[1:]]})
         est.monthly_usd = est.serving.monthly_usd
         if option == "rag":
             refresh = REFRESHES_PER_MONTH[sit.answers.freshness] * est.one_time_usd
