@@ -22,7 +22,11 @@ loop runs without autocast), and the summary reports the error by method and by 
 estimate/measured ratio (min / median / max). Published OOM runs are checked separately: each is "called" when
 the estimate does not fit the GPU the row names.
 
-Run: `python benchmarks/bench_memory_calibration.py [CSV ...]`  (default: both CSVs; no torch; a few seconds)
+Run: `python benchmarks/bench_memory_calibration.py [CSV ...]`  (default: both CSVs as pinned in
+tests/fixtures/calibration/, copies of ../shared/calibration/; no torch; a few seconds).
+`--write-pins` rewrites tests/fixtures/calibration/pinned_ratios.csv, the estimate/measured ratio of every row
+that tests/test_estimate_v2_calibration_pins.py holds the estimator to: do it only when a change of the
+estimate is meant, and say why in the commit.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from advisor.core.catalog import load_models
 from advisor.core.errors import AdvisorError
 from advisor.core.models import EstimateSpec, MemoryEstimate
 
-CALIBRATION = Path(__file__).resolve().parents[2] / "shared/calibration"
+CALIBRATION = Path(__file__).resolve().parents[1] / "tests/fixtures/calibration"  # copies of ../shared/calibration
 DEFAULT_CSVS = [CALIBRATION / "memory-published.csv", CALIBRATION / "memory-published-2.csv"]
+PINS = CALIBRATION / "pinned_ratios.csv"
+PIN_FIELDS = ["file", "row", "source", "model", "method", "stack", "metric", "measured_gib", "estimate_gib", "ratio"]
 GB, GIB = 1e9, 2**30
 REASON_THRESHOLD_PCT = 25  # rows whose |error| exceeds this get a likely cause from their notes
 
@@ -123,6 +129,11 @@ class Result:
     ours_bytes: float
     accel_bytes: float
     accel_weights_only: bool
+
+    @property
+    def ratio(self) -> float:
+        """Our estimate / measured."""
+        return self.ours_bytes / self.case.measured_bytes
 
     @property
     def ours_err(self) -> float:
@@ -526,15 +537,15 @@ def _method_label(spec: EstimateSpec) -> str:
 
 def print_table(results: list[Result]) -> None:
     print("| row | source | model | method | precision/quant | b × seq | ckpt | GPUs | metric | measured GiB "
-          "| ours GiB | ours err % | accel GiB | accel err % | likely cause (|ours err| > 25%) |")
-    print("|" + "---|" * 15)
+          "| ours GiB | ours/measured | ours err % | accel GiB | accel err % | likely cause (|ours err| > 25%) |")
+    print("|" + "---|" * 16)
     for r in results:
         c, s = r.case, r.case.spec
         weak = " (weak)" if c.weak else ""
         accel_mark = " w" if r.accel_weights_only else ""
         print(f"| {c.row} | {c.source} | {c.model}{weak} | {_method_label(s)} | {_precision_label(s)} "
               f"| {s.batch_size} × {s.seq_len} | {'yes' if s.grad_ckpt else 'no'} | {s.n_gpus} | {c.metric} "
-              f"| {c.measured_bytes / GIB:.2f} | {r.ours_bytes / GIB:.2f} | {r.ours_err:+.0f} "
+              f"| {c.measured_bytes / GIB:.2f} | {r.ours_bytes / GIB:.2f} | {r.ratio:.3f} | {r.ours_err:+.0f} "
               f"| {r.accel_bytes / GIB:.2f}{accel_mark} | {r.accel_err:+.0f} | {_reason(r)} |")
 
 
@@ -633,10 +644,38 @@ def oom_checks(rows: list[dict[str, str]], tag: str) -> list[tuple[str, str, str
     return checks
 
 
+def pin_rows(paths: list[Path]) -> list[dict[str, str]]:
+    """One pin per row the estimator expresses in `paths`: its estimate/measured ratio today (PIN_FIELDS)."""
+    pins = []
+    for path in paths:
+        with path.open(newline="", encoding="utf-8") as fh:
+            results, _ = run(list(csv.DictReader(fh)))
+        for r in results:
+            c = r.case
+            pins.append({"file": path.name, "row": c.row, "source": c.source, "model": c.model,
+                         "method": c.spec.method if c.spec.method != "dpo" else f"dpo-{c.spec.dpo_policy}",
+                         "stack": c.stack, "metric": c.metric, "measured_gib": f"{c.measured_bytes / GIB:.4f}",
+                         "estimate_gib": f"{r.ours_bytes / GIB:.4f}", "ratio": f"{r.ratio:.6f}"})
+    return pins
+
+
+def write_pins(paths: list[Path], out: Path = PINS) -> int:
+    pins = pin_rows(paths)
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=PIN_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(pins)
+    return len(pins)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv", nargs="*", type=Path, default=DEFAULT_CSVS, help="calibration CSVs")
+    parser.add_argument("--write-pins", action="store_true",
+                        help=f"rewrite {PINS.name} (today's ratio per row) from the CSVs, then report as usual")
     args = parser.parse_args(argv)
+    if args.write_pins:
+        print(f"wrote {write_pins(args.csv)} pins to {PINS}", file=sys.stderr)
     every, skips, ooms = [], [], []
     for number, path in enumerate(args.csv, start=1):
         with path.open(newline="", encoding="utf-8") as fh:

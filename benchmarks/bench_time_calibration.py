@@ -36,11 +36,16 @@ from statistics import NormalDist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_memory_calibration import DEFAULT_CSV, Skip, _source_kind, build_case  # noqa: E402
+from bench_memory_calibration import DEFAULT_CSVS, Skip, _source_kind, build_case  # noqa: E402
 
 from advisor.core.catalog import load_gpus  # noqa: E402
 from advisor.core.errors import AdvisorError  # noqa: E402
-from advisor.core.estimate.compute import default_utilization, flops_per_token, peak_tflops  # noqa: E402
+from advisor.core.estimate.compute import (  # noqa: E402
+    default_utilization,
+    flops_per_token,
+    peak_tflops,
+    tf32_matmuls,
+)
 from advisor.core.models import EstimateSpec, GpuSpec  # noqa: E402
 
 # Alpaca sample lengths (prompt template included), modelled as log-normal: median 110 tokens (litgpt
@@ -86,7 +91,8 @@ class Row:
 
     @property
     def peak_flops(self) -> float:
-        return peak_tflops(self.gpu, self.spec.precision)[0] * 1e12 * self.spec.n_gpus
+        tf32, _ = tf32_matmuls(self.spec)  # fp32 rows: TF32 only where the run set matmul precision 'high'
+        return peak_tflops(self.gpu, self.spec.precision, tf32=tf32)[0] * 1e12 * self.spec.n_gpus
 
     @property
     def default_mfu(self) -> float:
@@ -341,7 +347,7 @@ def print_held_out(held: list[Row], skipped: list[tuple[int, Skip]], n_rows: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV, help="memory-published.csv")
+    parser.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSVS[0], help="memory-published.csv")
     args = parser.parse_args(argv)
     with args.csv.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

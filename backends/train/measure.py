@@ -1,5 +1,8 @@
 """Measure what a run used: peak memory (CUDA allocator, or the process's peak RSS on CPU) and wall time.
 
+On CPU the meter also measures the live tensor peak of one training step, phase by phase
+(`backends.train.tensor_peak`): the quantity the estimator predicts, which RSS is not.
+
 Time and tokens add up over every session of a run: each process that trains (the first one, and each resume
 after a kill) keeps its own totals in `SESSIONS_FILE` in the model folder, rewritten atomically as it trains,
 so a kill loses at most the time since its last log or checkpoint and the result reports what the run cost.
@@ -16,6 +19,7 @@ from pydantic import Field, ValidationError, computed_field
 
 from advisor.core.fileio import write_text_atomic
 from advisor.core.models import Model
+from backends.train.tensor_peak import TensorPeak, tensor_peak_callback
 
 __all__ = ["SESSIONS_FILE", "Measurement", "MemoryMeter", "TrainingSession", "read_sessions", "write_sessions"]
 
@@ -68,6 +72,9 @@ class Measurement(Model):
     n_sessions: int = Field(1, ge=1, description="Processes that trained this run: 1, plus one per resume")
     session_wall_seconds: float | None = Field(None, description="Wall time of the training loop of this session")
     session_n_tokens: int | None = Field(None, description="Tokens trained on in this session")
+    tensor_peak: TensorPeak | None = Field(
+        None, description="CPU: live tensor bytes of one measured training step, per phase; None on CUDA (there "
+                          "`peak_allocated_bytes` is that quantity) or when no step ran in this session")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -105,6 +112,14 @@ class MemoryMeter:
         self.device_kind = device_kind
         self._baseline_rss_bytes: int | None = None
         self._rss_method: str | None = None
+        self._step = None
+
+    def callbacks(self) -> list:
+        """Trainer callbacks the meter needs: on CPU the one that tracks one step's live tensors."""
+        if self.device_kind != "cpu":
+            return []
+        self._step = self._step or tensor_peak_callback()
+        return [self._step]
 
     def start(self) -> None:
         """Reset the peak counters and note the baseline."""
@@ -149,4 +164,5 @@ class MemoryMeter:
             n_sessions=max(len(sessions), 1),
             session_wall_seconds=wall_seconds,
             session_n_tokens=n_tokens,
+            tensor_peak=self._step.result if self._step is not None else None,
         )

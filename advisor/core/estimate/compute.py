@@ -9,6 +9,8 @@
     checkpointing  + 1 × forward                   (each block runs forward again in backward)
     DPO            + 1 × forward                   (the reference model scores both sequences, no backward)
     hours          = FLOPs / (peak FLOP/s × GPUs × utilisation) / 3600
+                     (fp32: the TF32 peak only where the run sets float32 matmul precision "high", as
+                     advisor's backend does; else the CUDA-core fp32 peak)
     cost           = hours × GPUs × price per GPU-hour
 
 Utilisation (model FLOPs utilisation) defaults are calibrated on published throughput
@@ -22,7 +24,8 @@ from __future__ import annotations
 from advisor.core.estimate import params as P
 from advisor.core.models import ComputeEstimate, EstimateSpec, GpuSpec
 
-__all__ = ["default_utilization", "estimate_training_compute", "flops_per_token", "peak_tflops"]
+__all__ = ["default_utilization", "estimate_training_compute", "flops_per_token", "peak_tflops", "tf32_matmuls",
+           "backend_matmul_precision"]
 
 # Calibrated on published throughput (benchmarks/results/time_calibration.md, 55 rows): eager, padded
 # stacks like ours (transformers + PEFT + TRL; litgpt in the data) reach a median MFU of ~0.24 on LoRA and
@@ -35,12 +38,38 @@ QLORA_MFU_FACTOR = 0.72
 UTILIZATION_T4 = 0.20  # prices.yaml mfu.engine_defaults.t4_fp16 (no T4 row in the published data)
 FORWARD_FLOPS_PER_PARAM = 2  # one multiply-add per parameter per token
 ATTENTION_FLOPS = 4  # QKᵀ and AV: 2 matmuls × 2 FLOPs per multiply-add, per layer, key and query width
-TRAIN_PASSES = {"full": 3, "lora": 2, "qlora": 2}  # forward + backward in forward-pass units
+# Forward + backward in forward-pass units; a frozen base (LoRA, IA3, soft prompts) skips its weight gradients.
+TRAIN_PASSES = {"full": 3, "lora": 2, "qlora": 2, "ia3": 2, "prompt_tuning": 2, "prefix_tuning": 2, "p_tuning": 2}
 LORA_TRAIN_FLOPS_PER_PARAM = 6  # adapter weights do get gradients: 6 per trainable parameter
 
 
-def peak_tflops(gpu: GpuSpec, precision: str) -> tuple[float, str]:
+def backend_matmul_precision(precision: str, device_kind: str) -> str | None:
+    """The `torch.set_float32_matmul_precision` advisor's training backend sets: "high" (TF32) for fp32 on
+    CUDA, where the TF32 tensor cores are 7x (H100) the CUDA-core rate; None (PyTorch's default) otherwise."""
+    return "high" if device_kind == "cuda" and precision == "fp32" else None
+
+
+def tf32_matmuls(spec: EstimateSpec) -> tuple[bool, str]:
+    """Whether this job's fp32 matmuls run in TF32, and why.
+
+    advisor's training backend (`spec.stack` None: the job as `advisor run` trains it) sets
+    `torch.set_float32_matmul_precision("high")` for fp32 runs on CUDA. The stacks of `--stack` leave PyTorch's
+    default "highest" (transformers' `TrainingArguments.tf32` defaults to None, which changes nothing), so their
+    fp32 matmuls run on CUDA cores.
+    """
+    if spec.stack is None and backend_matmul_precision(spec.precision, spec.device) == "high":
+        return True, "fp32 matmuls in TF32: advisor's training backend sets torch.set_float32_matmul_precision('high')"
+    return False, (f"fp32 matmuls without TF32: `{spec.stack}` leaves PyTorch's default float32 matmul precision "
+                   "'highest' (set tf32 in its config to change that)")
+
+
+def peak_tflops(gpu: GpuSpec, precision: str, *, tf32: bool = True) -> tuple[float, str]:
     """Dense peak TFLOP/s of `gpu` at `precision`, and why that figure.
+
+    Args:
+        gpu: The catalog GPU.
+        precision: The job's precision.
+        tf32: fp32 matmuls run in TF32 (`float32_matmul_precision` "high"); False: the CUDA-core fp32 rate.
 
     Returns:
         The figure and a one-line reason (bf16 falls back to the fp32 rate on GPUs without bf16).
@@ -51,7 +80,12 @@ def peak_tflops(gpu: GpuSpec, precision: str) -> tuple[float, str]:
         return gpu.fp32_tflops, f"{gpu.name} has no bf16 units: bf16 runs at the fp32 rate ({gpu.fp32_tflops:g})"
     if precision.startswith("fp16"):
         return gpu.fp16_tflops, f"{gpu.name}: dense fp16 {gpu.fp16_tflops:g} TFLOP/s"
-    return gpu.fp32_tflops, f"{gpu.name}: dense fp32 {gpu.fp32_tflops:g} TFLOP/s"
+    if gpu.fp32_cuda_core_tflops is None:
+        return gpu.fp32_tflops, f"{gpu.name}: dense fp32 {gpu.fp32_tflops:g} TFLOP/s (no TF32 units)"
+    if tf32:
+        return gpu.fp32_tflops, f"{gpu.name}: dense TF32 {gpu.fp32_tflops:g} TFLOP/s for fp32 matmuls"
+    return gpu.fp32_cuda_core_tflops, (f"{gpu.name}: dense fp32 on CUDA cores {gpu.fp32_cuda_core_tflops:g} "
+                                       f"TFLOP/s (TF32 {gpu.fp32_tflops:g} only with matmul precision 'high')")
 
 
 def default_utilization(spec: EstimateSpec, gpu: GpuSpec) -> tuple[float, str]:
@@ -75,8 +109,12 @@ def flops_per_token(spec: EstimateSpec) -> float:
     m = spec.model
     inv = P.count_params(m)
     n_matmul = inv.n_active_params - (0 if m.tie_embeddings else inv.embedding_params)
-    attention = ATTENTION_FLOPS * m.n_layers * spec.seq_len * m.n_heads * m.head_dim
+    # Keys each query attends to: a prefix adds its virtual positions; a prompt lengthens the sequence itself.
+    keys = spec.seq_len + spec.extra_tokens + (spec.num_virtual_tokens if spec.train_method == "prefix_tuning" else 0)
+    attention = ATTENTION_FLOPS * m.n_layers * keys * m.n_heads * m.head_dim
     forward = FORWARD_FLOPS_PER_PARAM * n_matmul + attention
+    if spec.extra_tokens:  # the virtual tokens run through the model with every sequence, but are not data
+        forward *= (spec.seq_len + spec.extra_tokens) / spec.seq_len
     method = spec.train_method or "full"
     flops = TRAIN_PASSES[method] * forward
     if spec.uses_lora:
@@ -113,7 +151,10 @@ def estimate_training_compute(
     n_tokens = int(n_examples * mean_tokens * epochs * sequences)
     per_token = flops_per_token(spec)
     flops = per_token * n_tokens
-    peak, peak_note = peak_tflops(gpu, spec.precision)
+    tf32, tf32_note = tf32_matmuls(spec)
+    peak, peak_note = peak_tflops(gpu, spec.precision, tf32=tf32)
+    if spec.precision == "fp32" and gpu.fp32_cuda_core_tflops is not None:
+        peak_note += f" ({tf32_note})"
     if utilization is None:
         utilization, util_note = default_utilization(spec, gpu)
     else:
@@ -125,7 +166,9 @@ def estimate_training_compute(
         f"{n_examples} examples × {mean_tokens:g} tokens × {epochs:g} epochs"
         + (" × 2 sequences (chosen, rejected)" if sequences == 2 else ""),
         f"{per_token:.3g} FLOPs per token: "
-        + ("6N (full)" if spec.train_method == "full" else "4N (frozen base, LoRA)")
+        + ("6N (full)" if spec.train_method == "full"
+           else "4N (frozen base, LoRA)" if spec.uses_lora else f"4N (frozen base, {spec.train_method})")
+        + (f" × (s + {spec.extra_tokens} virtual tokens) / s" if spec.extra_tokens else "")
         + (" + 2N recomputation (checkpointing)" if spec.grad_ckpt else "")
         + (" + 2N reference forward (DPO)" if spec.method == "dpo" else "")
         + " + attention 12·L·s·d per token (PaLM)",

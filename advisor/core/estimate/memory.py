@@ -97,6 +97,14 @@ FUSED_VOCAB_TILE = 32768
 # max-before-target, target logit) and saves log-normaliser and entropy for backward.
 FUSED_FP32_PER_TOKEN = 7
 FUSED_SAVED_FP32_PER_TOKEN = 2
+# Without Triton (on CPU) TRL folds each tile with torch ops (trl/kernels/chunked_logprob.py `_forward_tile`,
+# `_backward_tile`), whose fp32 temporaries span the tile's used part, min(tokens, 4096) × min(V, 32768):
+# forward: the scaled logits z, exp(z − max) and their product for the entropy sum; backward: y, z, log p, p,
+# the gradient, the target mask as fp32, its difference with p and the product with the incoming gradient,
+# plus the boolean target mask (1 byte). Counted from that code and measured live on CPU
+# (tests/test_estimate_v2_tensor_peak.py).
+TORCH_TILE_FP32_FORWARD = 3
+TORCH_TILE_FP32_BACKWARD = 7
 
 
 @dataclass(frozen=True)
@@ -158,13 +166,21 @@ def _attention_saved(spec: EstimateSpec, batch: int, seq: int) -> int:
     tokens = batch * seq
     q_dim, kv_dim = m.n_heads * m.head_dim, m.n_kv_heads * m.head_dim
     if spec.attention == "eager":
-        probs = batch * m.n_heads * seq * seq
+        prefix = spec.num_virtual_tokens if spec.train_method == "prefix_tuning" else 0
+        probs = batch * m.n_heads * seq * (seq + prefix)
         cast = probs * dt if dt != 4 else 0
         # q, GQA-repeated k and v; fp32 softmax output and its cast to the compute dtype; the output,
         # re-laid out for o_proj, is saved only when o_proj's weight trains.
         relaid = tokens * q_dim * dt if spec.train_method == "full" else 0
         return 3 * tokens * q_dim * dt + relaid + probs * 4 + cast
     lse = batch * m.n_heads * seq * 4
+    if spec.train_method == "prefix_tuning":
+        # The layer's key and value prefixes go in front of its own (the cache PEFT passes in), so queries and
+        # keys differ in length and transformers hands SDPA an explicit mask (b·s·(s+p), compute dtype); with a
+        # mask it repeats grouped key/value heads to every query head (transformers/integrations/
+        # sdpa_attention.py use_gqa_in_sdpa). SDPA saves q, the output, the repeated k and v, the mask and lse.
+        keys = seq + spec.num_virtual_tokens
+        return 2 * q_dim * tokens * dt + 2 * q_dim * batch * keys * dt + batch * seq * keys * dt + lse
     return (2 * q_dim + 2 * kv_dim) * tokens * dt + lse
 
 
@@ -208,6 +224,18 @@ def _input_readers(model: ModelSpec) -> tuple[int, int]:
     return max(attn, 1), max(mlp, 1)
 
 
+def _ia3_saved(spec: EstimateSpec, tokens: int) -> int:
+    """IA3's multiplies per block (peft/tuners/ia3/layer.py): a feed-forward module casts its input to the
+    vector's fp32 and the multiply saves that copy; any other saves the frozen module's output it scales."""
+    saved = 0
+    for module, is_feedforward in P.resolve_ia3_targets(spec.model, spec.ia3_targets):
+        if is_feedforward:
+            saved += tokens * module.in_features * _adapter_bytes(spec)
+        else:
+            saved += tokens * module.out_features * _compute_bytes(spec)
+    return saved
+
+
 def _block_saved(spec: EstimateSpec, batch: int, seq: int, first: bool) -> int:
     """Bytes one decoder block saves for backward without checkpointing."""
     m, dt = spec.model, _compute_bytes(spec)
@@ -215,7 +243,7 @@ def _block_saved(spec: EstimateSpec, batch: int, seq: int, first: bool) -> int:
     full = spec.train_method == "full"
     # A frozen embedding gives the first block an input that needs no gradient, unless
     # enable_input_require_grads() was called (transformers does it for checkpointed PEFT models).
-    x_grad = full or not first or spec.grad_ckpt
+    x_grad = full or not first or spec.grad_ckpt or spec.extra_tokens > 0  # a soft prompt trains from the input
     norm_count = m.norms_per_layer
     saved = _norm_saved(spec, tokens, x_grad, full)
     saved += (norm_count - 1) * _norm_saved(spec, tokens, True, full)
@@ -229,6 +257,10 @@ def _block_saved(spec: EstimateSpec, batch: int, seq: int, first: bool) -> int:
         shared_norms = 1 if norm_count == 1 else 2
         saved += tokens * m.hidden_size * dt * (sum(readers) if shared_norms == 2 else max(readers))
         saved += tokens * inter * dt  # down-projection input
+        return saved
+    if spec.train_method == "ia3":
+        return saved + _ia3_saved(spec, tokens)
+    if not spec.uses_lora:  # soft prompts: the frozen blocks save only what the input's gradient needs
         return saved
     adapted = P.resolve_lora_targets(m, spec.lora_targets)
     names = {mod.name for mod in adapted}
@@ -266,6 +298,8 @@ def saved_activation_bytes(spec: EstimateSpec) -> ActivationBytes:
         head += m.vocab_size * m.hidden_size * dt  # autocast's 16-bit copy of the fp32 LM head, saved by its matmul
     if full:
         head += tokens * TOKEN_ID_BYTES  # embedding ids
+    if spec.train_method in P.SOFT_PROMPT_METHODS:
+        head += b * spec.num_virtual_tokens * TOKEN_ID_BYTES  # the virtual token ids, saved by the prompt embedding
     if spec.loss_kernel == "chunked":
         # The fused head saves its own copy of the hidden states, labels, a mask, and two fp32 per token.
         loss = tokens * (m.hidden_size * dt + TOKEN_ID_BYTES + 1 + FUSED_SAVED_FP32_PER_TOKEN * 4)
@@ -290,6 +324,10 @@ def _trainable_shapes(spec: EstimateSpec) -> list[tuple[int, ...]]:
     """Shape of every trainable tensor, one entry per tensor (the optimizer keeps state per tensor)."""
     m = spec.model
     layers = m.n_layers
+    if spec.train_method == "ia3":
+        return P.ia3_shapes(m, spec.ia3_targets)
+    if spec.train_method in P.SOFT_PROMPT_METHODS:
+        return P.soft_prompt_shapes(m, spec.train_method, spec.num_virtual_tokens)
     if spec.uses_lora:
         shapes: list[tuple[int, ...]] = []
         for mod in P.resolve_lora_targets(m, spec.lora_targets):
@@ -334,7 +372,7 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 def _trainable_param_bytes(spec: EstimateSpec) -> int:
     """Bytes of one trainable element: adapters are fp32 (PEFT), full weights follow the precision."""
-    return _adapter_bytes(spec) if spec.uses_lora else _weight_bytes(spec)
+    return _adapter_bytes(spec) if spec.uses_adapter else _weight_bytes(spec)
 
 
 def optimizer_state_bytes(spec: EstimateSpec) -> int:
@@ -420,6 +458,10 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
     else:
         base = inv.n_params * wb
     weights, master = base, 0
+    if spec.uses_adapter and not spec.uses_lora:
+        weights += n_trainable * _adapter_bytes(spec)
+        notes.append(f"{method} weights in fp32: PEFT creates them in fp32 over a 16-bit base (checked in "
+                     "tests/test_estimate_params.py)")
     if spec.uses_lora:
         weights += n_trainable * _adapter_bytes(spec)
         trl_bytes = QLORA_ADAPTER_BYTES if method == "qlora" else ADAPTER_BYTES
@@ -437,7 +479,7 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
             )
     if spec.precision.endswith("-mixed") and method != "qlora":
         master = base  # the fp32 model
-        weights = n_trainable * 2 + (n_trainable * _adapter_bytes(spec) if spec.uses_lora else 0)
+        weights = n_trainable * 2 + (n_trainable * _adapter_bytes(spec) if spec.uses_adapter else 0)
         notes.append(
             "mixed precision: the model stays fp32 (master weights); autocast caches a 16-bit copy of each "
             "trainable weight during forward/backward (HF docs 'model memory anatomy': 6 B/param of weights)"
@@ -489,7 +531,8 @@ def _logit_bytes(spec: EstimateSpec, tokens: int) -> tuple[int, int]:
 
     chunked: one logits tile and the per-token fp32 statistics; in backward the tile, the fp32 gradient
     of the hidden states, and — when the LM head trains — its fp32 gradient, cast to the weight dtype at
-    the end, and a compute-dtype copy of each weight slice when the weights are stored wider.
+    the end, and a compute-dtype copy of each weight slice when the weights are stored wider. On CPU, the
+    fp32 temporaries of the torch fallback that folds each tile.
     full: logits and their fp32 upcast; in backward their gradients.
     """
     m, dt, v = spec.model, _compute_bytes(spec), spec.model.vocab_size
@@ -499,9 +542,13 @@ def _logit_bytes(spec: EstimateSpec, tokens: int) -> tuple[int, int]:
         backward = tile + tokens * m.hidden_size * 4
         if spec.train_method == "full":
             wb = _weight_bytes(spec)
-            backward += v * m.hidden_size * (4 + wb)
+            backward += v * m.hidden_size * (4 + (wb if wb != 4 else 0))  # .to() of fp32 into fp32 copies nothing
             if wb != dt:
                 backward += min(v, FUSED_VOCAB_TILE) * m.hidden_size * dt
+        if spec.device == "cpu":  # torch fallback of the tile kernels (see TORCH_TILE_FP32_FORWARD)
+            used = min(tokens, FUSED_TOKEN_TILE) * min(v, FUSED_VOCAB_TILE)
+            forward += TORCH_TILE_FP32_FORWARD * used * 4
+            backward += TORCH_TILE_FP32_BACKWARD * used * 4 + used
         return forward, backward
     upcast = LOSS_FP32_BYTES if dt != LOSS_FP32_BYTES else 0
     return tokens * v * (dt + upcast), tokens * v * (LOSS_FP32_BYTES + dt)
@@ -626,10 +673,20 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
         return _inference(spec, inv)
     if spec.uses_lora:
         n_trainable = P.lora_params(spec.model, spec.lora_rank, spec.lora_targets)
+    elif spec.uses_adapter:
+        n_trainable = P.peft_params(spec.model, spec.train_method, n_virtual=spec.num_virtual_tokens,
+                                    ia3_targets=spec.ia3_targets)
     else:
         n_trainable = inv.n_params
     states, notes = _model_states(spec, inv, n_trainable)
     act_spec = spec
+    if spec.extra_tokens:
+        act_spec = spec.model_copy(update={"seq_len": spec.seq_len + spec.extra_tokens})
+        notes.append(f"{spec.train_method}: {spec.extra_tokens} virtual tokens in front of every sequence, so "
+                     f"activations and logits are counted at {act_spec.seq_len} positions")
+    elif spec.train_method == "prefix_tuning":
+        notes.append(f"prefix tuning: attention keys and values span {spec.num_virtual_tokens} prefix positions "
+                     "more in every layer")
     if spec.method == "dpo":
         # TRL's DPOTrainer runs chosen and rejected through the policy as one concatenated batch.
         act_spec = spec.model_copy(update={"batch_size": 2 * spec.batch_size})

@@ -91,6 +91,9 @@ class GpuSpec(Model):
     bf16_tflops: float | None = Field(None, gt=0, description="Dense bf16 tensor TFLOP/s; None: no bf16 support")
     fp16_tflops: float = Field(gt=0, description="Dense fp16 tensor TFLOP/s")
     fp32_tflops: float = Field(gt=0, description="Dense fp32 TFLOP/s (TF32 tensor cores where present)")
+    fp32_cuda_core_tflops: float | None = Field(
+        None, gt=0, description="Dense fp32 TFLOP/s without TF32 (CUDA cores: PyTorch's default "
+        "`float32_matmul_precision` 'highest'); None: the GPU has no TF32, `fp32_tflops` is that rate")
     supports_bf16: bool = Field(description="bf16 arithmetic in hardware (Ampere and newer)")
     bandwidth_gb_per_s: float = Field(gt=0, description="Memory bandwidth, GB/s")
     price_per_hour_usd: float | None = Field(None, ge=0, description="Typical rental price per GPU-hour")
