@@ -264,12 +264,29 @@ def test_back_edits_the_previous_answer_and_keeps_it_as_the_default() -> None:
 
 def test_new_inputs_are_asked_and_written() -> None:
     steps = list(STYLE_ONLY)
-    steps[-8:] = ["ja, en", "3", "2", "synthetic", "y", "", "y", "edge"]
+    steps[-8:] = ["ja, en", "3", "2", "", "synthetic", "y", "", "y", "edge"]
     answers = interview(keys_of(*steps, "6"), Screen(StringIO(), width=100))
     assert answers.languages == ["ja", "en"] and answers.task_type == "classification"
     assert answers.tried == ["few_shot"] and answers.example_source == "synthetic"
     assert answers.keep_alignment and answers.no_external_api
     assert answers.deployment == "edge" and answers.edge_memory_gb == 6
+
+
+def test_how_far_a_tried_method_got_is_asked_written_and_read_back() -> None:
+    from advisor.app.questionnaire import answers_yaml, defaults_from
+
+    steps = list(STYLE_ONLY)
+    steps[-6:-5] = ["2, 3", "80%", "", "0.9"]  # tried: few-shot (80% of the target) and rag (skipped, recall 0.9)
+    answers = interview(keys_of(*steps), Screen(StringIO(), width=100))
+    assert [a.model_dump(exclude_none=True) for a in answers.attempts().values()] == [
+        {"method": "few_shot", "reached": 0.8}, {"method": "rag", "recall": 0.9}]
+    written = yaml.safe_load(answers_yaml(answers))
+    assert written["tried"] == [{"method": "few_shot", "reached": 0.8}, {"method": "rag", "recall": 0.9}]
+    again = defaults_from(Answers.model_validate(written))
+    assert again["tried"] == ["few_shot", "rag"] and again["tried_reached_few_shot"] == 0.8
+    skipped = list(STYLE_ONLY)
+    skipped[-6:-5] = ["2", ""]  # Enter: it failed, written as the plain name
+    assert interview(keys_of(*skipped), Screen(StringIO(), width=100)).tried == ["few_shot"]
 
 
 def test_interview_asks_only_what_applies() -> None:

@@ -190,6 +190,16 @@ QUESTIONS: tuple[Question, ...] = (
              default=["en"]),
     Question("task_type", "What kind of output is it?", "choice", TASK_TYPES, default="generation"),
     Question("tried", "What have you already tried that fell short? Enter: nothing", "multi", TRIED, optional=True),
+    *(Question(f"tried_reached_{method}", f"How far did {label} get: what share of the target quality (e.g. 0.8 or "
+               "80%)? Enter: it failed", "fraction", optional=True,
+               help="Close to the target (75% or more) makes its next step more attractive; failed: it is skipped",
+               applies=lambda v, method=method: method in (v.get("tried") or ()))
+      for method, label in (("zero_shot", "zero-shot prompting"), ("few_shot", "few-shot prompting"),
+                            ("rag", "retrieval"))),
+    Question("tried_recall_rag", "For what share of questions did retrieval find the right source (recall)? "
+             "Enter: unknown", "fraction", optional=True,
+             help="Good recall (80% or more) with wrong answers: keep retrieval and fine-tune for the answer format",
+             applies=lambda v: "rag" in (v.get("tried") or ())),
     Question("example_source", "Where do the examples come from?", "choice", SOURCES, default="human",
              applies=_has_examples),
     Question("usable_fraction", "About what share of them survives filtering (0-1)? Enter: unknown", "fraction",
@@ -229,6 +239,11 @@ def defaults_from(answers: Answers | None) -> dict[str, Any]:
     if answers is None:
         return {}
     previous = answers.model_dump()
+    attempts = answers.attempts()
+    previous["tried"] = list(attempts)
+    for method, attempt in attempts.items():
+        previous[f"tried_reached_{method}"] = attempt.reached
+        previous[f"tried_recall_{method}"] = attempt.recall
     previous["has_gpu"] = answers.gpu is not None
     previous["has_preference_pairs"] = bool(answers.n_preference_pairs or answers.preferences_path)
     if answers.gpu is not None:
@@ -473,7 +488,16 @@ def build_answers(values: Values) -> Answers:
     data = {k: v for k, v in values.items() if k in Answers.model_fields and v is not None}
     if values.get("has_gpu"):
         data["gpu"] = {"type": values["gpu_type"], "count": values.get("gpu_count", 1)}
+    if data.get("tried"):
+        data["tried"] = [_attempt(method, values) for method in data["tried"]]
     return Answers.model_validate(data)
+
+
+def _attempt(method: str, values: Values) -> str | dict[str, Any]:
+    """A tried method as the answers file holds it: the name alone, or with how far it got."""
+    extra = {k: values.get(f"tried_{k}_{method}") for k in ("reached", "recall")}
+    extra = {k: v for k, v in extra.items() if v is not None}
+    return {"method": method, **extra} if extra else method
 
 
 def relocate_paths(answers: Answers, answers_dir: Path, cwd: Path) -> Answers:

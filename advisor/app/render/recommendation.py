@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 __all__ = ["recommendation_html", "recommendation_json", "recommendation_markdown", "render_recommendation"]
 
 LABELS = {"prompting": "Prompting", "prompting_few_shot": "Few-shot prompting", "rag": "RAG", "lora": "LoRA",
-          "qlora": "QLoRA", "full": "Full fine-tuning", "dpo": "DPO", "ia3": "IA3", "prompt_tuning": "Prompt tuning"}
+          "qlora": "QLoRA", "full": "Full fine-tuning", "dpo": "DPO", "ia3": "IA3", "prompt_tuning": "Prompt tuning",
+          "provider_tuning": "Provider tuning"}
 TABLE_VOLUMES = 6  # columns of the cost-against-volume table
 COLORS = {"prompting": "#7f8c8d", "prompting_few_shot": "#8e44ad", "rag": "#2980b9", "lora": "#27ae60",
-          "qlora": "#16a085", "full": "#c0392b", "dpo": "#d35400", "ia3": "#2c3e50", "prompt_tuning": "#b7950b"}
+          "qlora": "#16a085", "full": "#c0392b", "dpo": "#d35400", "ia3": "#2c3e50", "prompt_tuning": "#b7950b",
+          "provider_tuning": "#6c3483"}
 PART_COLORS = ("#2c3e50", "#a0522d", "#e67e22", "#f1c40f", "#3498db", "#9b59b6", "#1abc9c", "#95a5a6", "#e74c3c",
                "#bdc3c7")
 
@@ -373,6 +375,16 @@ def _html_reasons(rec: Recommendation) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
+def _answer_item(item: Any) -> str:
+    """One list entry of an answer: a name, or a tried method with how far it got (`few_shot (reached 0.8)`)."""
+    if not hasattr(item, "model_dump"):
+        return str(item)
+    data = item.model_dump(exclude_none=True)
+    head = str(data.pop("method", ""))
+    return f"{head} ({', '.join(f'{k} {v:g}' if isinstance(v, float) else f'{k} {v}' for k, v in data.items())})" \
+        if data else head
+
+
 def _html_answers(rec: Recommendation) -> str:
     """The answers the recommendation was made from, every field that is set (the new inputs included)."""
     rows = []
@@ -381,7 +393,7 @@ def _html_answers(rec: Recommendation) -> str:
         if value is None or value == [] or value == "":
             continue
         if isinstance(value, list):
-            value = ", ".join(map(str, value))
+            value = ", ".join(map(_answer_item, value))
         elif hasattr(value, "model_dump"):
             value = ", ".join(f"{k}: {v}" for k, v in value.model_dump().items())
         rows.append(f"<tr><td>{_esc(name)}</td><td>{_esc(value)}</td></tr>")

@@ -9,7 +9,10 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from advisor.core.models.base import Model
 
-__all__ = ["Answers", "Deployment", "ExampleSource", "Freshness", "Goal", "GpuAnswer", "ModelAccess", "TaskType", "Tried"]
+__all__ = [
+    "Answers", "Deployment", "ExampleSource", "Freshness", "Goal", "GpuAnswer", "ModelAccess", "TaskType", "Tried",
+    "TriedAttempt",
+]
 
 
 Goal = Literal["knowledge", "style_format", "reasoning", "safety_alignment"]
@@ -31,6 +34,9 @@ TaskType = Literal["generation", "extraction", "classification", "tool_calling"]
 
 
 ExampleSource = Literal["human", "synthetic", "distilled"]
+
+
+Outcome = Literal["failed", "partly"]
 
 # Upper bounds on the answers: each far above any real fine-tuning or serving job, so that a typo (`1e300`,
 # an extra six zeros) is an error naming the field rather than an estimate of 10^290 dollars or an hours-long
@@ -66,6 +72,30 @@ class GpuAnswer(Model):
                 f"count must be at least 1 when a GPU type is given (got {self.count}); "
                 "with no GPU of your own, leave `gpu` out (null) and renting is considered"
             )
+        return self
+
+
+
+class TriedAttempt(Model):
+    """One approach already tried, with how far it got (the plain name alone means it failed)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    method: Tried
+    reached: float | None = Field(
+        None, ge=0, le=1, description="Share of the target quality it reached (0.8: 80% of the target accuracy)"
+    )
+    outcome: Outcome | None = Field(
+        None, description="failed or partly (got close); None: read from `reached`, else failed"
+    )
+    recall: float | None = Field(
+        None, ge=0, le=1, description="rag: share of questions whose source was retrieved (`advisor rag eval`)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TriedAttempt:
+        if self.recall is not None and self.method != "rag":
+            raise ValueError("recall applies to method: rag only")
         return self
 
 
@@ -151,8 +181,10 @@ class Answers(Model):
     open_weights_acceptable: bool = Field(
         False, description="A closed model is used today, but moving to open weights is acceptable"
     )
-    tried: list[Tried] = Field(
-        [], description="Approaches already tried that did not reach the target (they are skipped)"
+    tried: list[Tried | TriedAttempt] = Field(
+        [], description="Approaches already tried that did not reach the target: a name (it failed: skipped), or "
+        "{method, reached: share of the target, outcome: failed|partly, recall (rag)} (one that got close makes its "
+        "next step more attractive)",
     )
     task_type: TaskType = Field(
         "generation", description="generation, extraction, classification or tool_calling (structured output)"
@@ -183,4 +215,11 @@ class Answers(Model):
     def _check_v2(self) -> Answers:
         if self.edge_memory_gb is not None and self.deployment != "edge":
             raise ValueError("edge_memory_gb applies to deployment: edge only")
+        methods = [t if isinstance(t, str) else t.method for t in self.tried]
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"tried names a method twice ({', '.join(methods)}): give each once")
         return self
+
+    def attempts(self) -> dict[str, TriedAttempt]:
+        """Each tried method with how far it got; a plain name is an attempt that failed."""
+        return {a.method: a for a in (TriedAttempt(method=t) if isinstance(t, str) else t for t in self.tried)}

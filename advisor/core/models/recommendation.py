@@ -11,10 +11,16 @@ from advisor.core.models.base import Model
 from advisor.core.models.estimates import BenefitEstimate, ComputeEstimate, MemoryEstimate, ServingEstimate
 from advisor.core.models.steps import PromptStep, RagStep, TrainStep
 
-__all__ = ["BreakEven", "CostCurve", "MeasuredData", "Option", "OptionName", "Reason", "Recommendation", "Severity"]
+__all__ = [
+    "PROVIDER_EXECUTED", "BreakEven", "CostCurve", "MeasuredData", "Option", "OptionName", "Reason", "Recommendation",
+    "Severity",
+]
 
 
-OptionName = Literal["prompting", "prompting_few_shot", "rag", "lora", "qlora", "full", "dpo"]
+OptionName = Literal["prompting", "prompting_few_shot", "rag", "lora", "qlora", "full", "dpo", "ia3", "prompt_tuning",
+                     "provider_tuning"]
+# Options the provider carries out on its own servers: priced and ranked, never a step of the plan.
+PROVIDER_EXECUTED: tuple[OptionName, ...] = ("provider_tuning",)
 
 
 Severity = Literal["info", "suggest", "warn", "block"]

@@ -22,6 +22,7 @@ from advisor.core.errors import AdvisorError
 from advisor.core.estimate.benefit import estimate_benefit
 from advisor.core.models import (
     Answers,
+    BenefitEstimate,
     BreakEven,
     CostCurve,
     GpuSpec,
@@ -34,6 +35,7 @@ from advisor.core.recommend.facts import FactSheet, fact_sheet
 from advisor.core.recommend.inputs import Situation, resolve_situation
 from advisor.core.recommend.options import (
     OPTIONS,
+    PROVIDER_EXECUTED,
     OptionEstimate,
     corpus_in_context,
     estimate_options,
@@ -188,6 +190,17 @@ def _ties(feasible: list[Option]) -> list[str]:
             + "; ".join(f"{o.name} {o.one_time_usd:,.2f} USD" for o in tied) + ")"]
 
 
+def _benefit(name: OptionName, answers: Answers, sit: Situation) -> BenefitEstimate:
+    """The option's benefit prior; provider-side tuning is supervised fine-tuning of the same examples (LoRA's)."""
+    prior = estimate_benefit("lora" if name == "provider_tuning" else name, answers.goal, sit.n_examples,
+                             sit.n_preference_pairs, answers.data_quality == "clean" or answers.usable_fraction
+                             is not None, corpus_in_context(sit))
+    if name != "provider_tuning":
+        return prior
+    return prior.model_copy(update={"assumptions": [
+        *prior.assumptions, "provider-side tuning: LoRA's prior (supervised fine-tuning on the same examples)"]})
+
+
 def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset(),
               today: datetime.date | None = None) -> Recommendation:
     """Decide which path (or stack of paths) to take, with every option estimated, ranked and explained.
@@ -207,9 +220,7 @@ def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset(),
     sit = resolve_situation(answers, today)
     estimates = estimate_options(sit)
     benefits = {
-        name: estimate_benefit(name, answers.goal, sit.n_examples, sit.n_preference_pairs,
-                               answers.data_quality == "clean" or answers.usable_fraction is not None,
-                               corpus_in_context(sit))
+        name: _benefit(name, answers, sit)
         for name in OPTIONS
     }
     values = build_facts(fact_sheet(sit, estimates, benefits))
@@ -225,10 +236,12 @@ def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset(),
     primary: OptionName = feasible[0].name
     stack = [primary, *(o.name for o in feasible if o.name in stacked and o.name != primary)]
     gpu = serving_gpu(sit)
+    handoff = [a for name in stack if name in PROVIDER_EXECUTED
+               for a in next(o for o in options if o.name == name).assumptions if a.startswith("carried out by")]
     return Recommendation(
         advisor_version=__version__, rules_version=ruleset.version, task=answers.task, primary=primary,
         stack=stack, options=options, warnings=warnings,
         break_even=_break_even(sit, feasible, estimates, gpu), cost_curve=_cost_curve(sit, feasible, estimates, gpu),
         skipped_rules=sorted(skip_rules), facts=values, measured=sit.measured, answers=answers,
-        assumptions=[*sit.notes, f"served on {'the API ' + sit.api.name if sit.api else gpu.name}", *_ties(feasible)],
+        assumptions=[*sit.notes, *(f"provider_tuning: {h}" for h in handoff), f"served on {'the API ' + sit.api.name if sit.api else gpu.name}", *_ties(feasible)],
     )

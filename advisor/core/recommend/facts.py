@@ -23,18 +23,20 @@ from advisor.core.models import (
     TrainStep,
 )
 from advisor.core.recommend.inputs import Situation, covers_languages
-from advisor.core.recommend.market import provider_tuning
 from advisor.core.recommend.options import (
-    EPOCHS,
     OptionEstimate,
     corpus_in_context,
     prompt_tokens_of,
+    provider_service,
     serving_window,
 )
 
 __all__ = ["FactSheet", "fact_sheet"]
 
 GiB = 1024**3
+# An attempt that reached this share of the target quality got close: its next step is more attractive
+# (assumption; the answers can say `outcome: partly` instead of a number).
+CLOSE_SHARE = 0.75
 # How many days one state of the knowledge stays true: the retrain cycle a fine-tuned snapshot must beat.
 REFRESH_DAYS = {"static": 3650.0, "quarterly": 91.0, "monthly": 30.0, "weekly": 7.0, "daily": 1.0, "realtime": 0.0}
 
@@ -110,10 +112,16 @@ class ConstraintFacts(Model):
 
 
 class TriedFacts(Model):
-    zero_shot: bool = Field(description="Zero-shot prompting was tried and fell short")
-    few_shot: bool = Field(description="Few-shot prompting was tried and fell short")
-    rag: bool = Field(description="Retrieval was tried and fell short")
-    fine_tuning: bool = Field(description="Fine-tuning was tried and fell short")
+    zero_shot: bool = Field(description="Zero-shot prompting was tried and failed (a plain name, or not close)")
+    few_shot: bool = Field(description="Few-shot prompting was tried and failed (a plain name, or not close)")
+    rag: bool = Field(description="Retrieval was tried and failed (a plain name, or not close)")
+    fine_tuning: bool = Field(description="Fine-tuning was tried and fell short (however far it got)")
+    zero_shot_close: bool = Field(description="Zero-shot prompting got close: outcome partly, or reached >= 0.75")
+    few_shot_close: bool = Field(description="Few-shot prompting got close: outcome partly, or reached >= 0.75")
+    rag_close: bool = Field(description="Retrieval got close: outcome partly, or reached >= 0.75")
+    few_shot_reached: float = Field(description="Share of the target quality few-shot prompting reached; -1: unknown")
+    rag_recall: float = Field(description="Share of questions whose source retrieval found when it was tried; "
+                                          "-1: unknown")
 
 
 class TaskFacts(Model):
@@ -193,6 +201,7 @@ class FactSheet(Model):
     dpo: OptionFacts
     ia3: OptionFacts
     prompt_tuning: OptionFacts
+    provider_tuning: OptionFacts
 
 
 def _option_facts(est: OptionEstimate, benefit: BenefitEstimate) -> OptionFacts:
@@ -259,11 +268,10 @@ def fact_sheet(
                            model_4bit_gib=round(count_params(sit.model).n_params * 0.5 / 1e9, 2)),
         constraints=ConstraintFacts(no_external_api=a.no_external_api,
                                     open_weights_acceptable=a.open_weights_acceptable),
-        tried=TriedFacts(zero_shot="zero_shot" in a.tried, few_shot="few_shot" in a.tried, rag="rag" in a.tried,
-                         fine_tuning="fine_tuning" in a.tried),
+        tried=_tried_facts(a),
         task=TaskFacts(type=a.task_type, n_tasks=a.n_tasks),
         alignment=AlignmentFacts(keep=a.keep_alignment),
-        provider=_provider_facts(sit),
+        provider=_provider_facts(sit, estimates["provider_tuning"]),
         **options,
     )
 
@@ -278,20 +286,37 @@ def _qlora_16bit_share(sit: Situation) -> float:
     return round(nf4_bytes(sit.model, True).unquantized_bytes / 2 / total, 4) if total else 0.0
 
 
-def _provider_facts(sit: Situation) -> ProviderFacts:
-    """The serving API's provider-side tuning: price for these examples, its deadline against `sit.today`."""
-    a = sit.answers
-    service = next((t for t in provider_tuning() if sit.api is not None and t.provider == sit.api.provider), None)
-    if service is None or a.model_access != "closed_api_with_tuning":
+def _tried_facts(a) -> TriedFacts:  # noqa: ANN001
+    """What was tried: failed (skipped) or close (its next step gains), from the name or how far it got."""
+    attempts = a.attempts()
+
+    def close(method: str) -> bool:
+        t = attempts.get(method)
+        if t is None:
+            return False
+        return t.outcome == "partly" if t.outcome else (t.reached is not None and t.reached >= CLOSE_SHARE)
+
+    few, rag = attempts.get("few_shot"), attempts.get("rag")
+    return TriedFacts(
+        zero_shot="zero_shot" in attempts and not close("zero_shot"),
+        few_shot="few_shot" in attempts and not close("few_shot"),
+        rag="rag" in attempts and not close("rag"),
+        fine_tuning="fine_tuning" in attempts,
+        zero_shot_close=close("zero_shot"), few_shot_close=close("few_shot"), rag_close=close("rag"),
+        few_shot_reached=few.reached if few is not None and few.reached is not None else -1.0,
+        rag_recall=rag.recall if rag is not None and rag.recall is not None else -1.0,
+    )
+
+
+def _provider_facts(sit: Situation, est: OptionEstimate) -> ProviderFacts:
+    """The serving API's provider-side tuning: its estimated price, its deadline against `sit.today`."""
+    service = provider_service(sit)
+    if service is None:
         return ProviderFacts(known=False, model="", open=False, days_left=0.0, last_day="", tuning_usd=0.0,
                              tuned_monthly_usd=0.0, meets_minimum=False)
-    tokens = sit.n_examples * sit.mean_example_tokens * EPOCHS
-    prompt = prompt_tokens_of(sit, "lora")
-    daily = a.requests_per_day * (prompt * service.input_per_mtok_usd + a.output_tokens
-                                  * service.output_per_mtok_usd) / 1e6
     until = service.new_jobs_until
     return ProviderFacts(
         known=True, model=service.model, open=service.open_on(sit.today),
         days_left=math.inf if until is None else float((until - sit.today).days),
-        last_day=until.isoformat() if until else "", tuning_usd=round(tokens * service.training_per_mtok_usd / 1e6, 2),
-        tuned_monthly_usd=round(daily * 30, 2), meets_minimum=sit.n_examples >= service.min_examples)
+        last_day=until.isoformat() if until else "", tuning_usd=round(est.one_time_usd, 2),
+        tuned_monthly_usd=round(est.monthly_usd, 2), meets_minimum=sit.n_examples >= service.min_examples)

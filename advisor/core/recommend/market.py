@@ -34,6 +34,7 @@ class ProviderTuning:
     min_examples: int
     limits: str
     source: str
+    as_of: str = ""
 
     def open_on(self, today: dt.date) -> bool:
         """New training jobs are still accepted on `today`."""
@@ -66,7 +67,8 @@ def provider_tuning() -> list[ProviderTuning]:
             provider=r["provider"], model=r["model"], training_per_mtok_usd=float(r["training_per_mtok_usd"]),
             input_per_mtok_usd=float(r["input_per_mtok_usd"]), output_per_mtok_usd=float(r["output_per_mtok_usd"]),
             new_jobs_until=dt.date.fromisoformat(str(until)) if until else None,
-            min_examples=int(r["min_examples"]), limits=r["limits"], source=r["source"]))
+            min_examples=int(r["min_examples"]), limits=r["limits"], source=r["source"],
+            as_of=str(r.get("as_of", ""))))
     return rows
 
 

@@ -30,6 +30,8 @@ from advisor.core.estimate.precision import choose_precision, device_of
 from advisor.core.estimate.serving import HOURS_PER_MONTH, estimate_api_monthly, estimate_self_hosted_monthly
 from advisor.core.estimate.translate import train_spec
 from advisor.core.models import (
+    PROVIDER_EXECUTED,
+    ApiPriceSpec,
     ComputeEstimate,
     EstimateSpec,
     GpuSpec,
@@ -43,10 +45,11 @@ from advisor.core.models import (
     TrainStep,
 )
 from advisor.core.recommend.inputs import Situation
-from advisor.core.recommend.market import api_limits, owned_power
+from advisor.core.recommend.market import ProviderTuning, api_limits, owned_power, provider_tuning
 
 __all__ = [
     "OPTIONS",
+    "PROVIDER_EXECUTED",
     "TRAINED",
     "OptionEstimate",
     "corpus_in_context",
@@ -55,6 +58,7 @@ __all__ = [
     "estimate_options",
     "monthly_at",
     "prompt_tokens_of",
+    "provider_service",
     "serving_gpu",
 ]
 
@@ -167,6 +171,12 @@ def monthly_at(sit: Situation, option: OptionName, requests_per_day: float, gpu:
     `prompt_tokens` overrides the option's own prompt length (to price a longer or shorter prompt).
     """
     prompt = prompt_tokens_of(sit, option) if prompt_tokens is None else prompt_tokens
+    if option == "provider_tuning":
+        service = provider_service(sit)
+        if service is None:
+            return ServingEstimate(kind="api", monthly_usd=0.0, input_tokens_per_day=0, output_tokens_per_day=0,
+                                   assumptions=["no provider-side tuning of this model in the catalog: not priced"])
+        return estimate_api_monthly(_tuned_api(service), requests_per_day, prompt, sit.answers.output_tokens)
     if sit.api is not None and option not in TRAINED:
         cached = _cached_prefix(sit, option)
         limits = api_limits(sit.api.name)
@@ -182,6 +192,44 @@ def monthly_at(sit: Situation, option: OptionName, requests_per_day: float, gpu:
     est = estimate_self_hosted_monthly(sit.model, gpu, requests_per_day, prompt, sit.answers.output_tokens)
     if sit.owned_gpu is not None and gpu.name == sit.owned_gpu.name:
         return _on_owned(sit, est, gpu)
+    return est
+
+
+def provider_service(sit: Situation) -> ProviderTuning | None:
+    """The catalog's fine-tuning service of the serving API's provider; None: open weights, no tuning, or unknown."""
+    if sit.api is None or sit.answers.model_access != "closed_api_with_tuning":
+        return None
+    return next((t for t in provider_tuning() if t.provider == sit.api.provider), None)
+
+
+def _tuned_api(service: ProviderTuning) -> ApiPriceSpec:
+    """The per-token prices of the provider's fine-tuned model."""
+    return ApiPriceSpec(name=f"{service.model} fine-tuned", provider=service.provider,
+                        input_per_mtok_usd=service.input_per_mtok_usd, output_per_mtok_usd=service.output_per_mtok_usd,
+                        supports_tuning=True, source=service.source, as_of=service.as_of)
+
+
+def _estimate_provider(sit: Situation) -> OptionEstimate:
+    """Provider-side tuning: training tokens × the training price × epochs, once; nothing runs on your GPUs."""
+    service = provider_service(sit)
+    est = OptionEstimate(name="provider_tuning", model=service.model if service else (sit.api.name if sit.api else "none"),
+                         prompt_tokens=prompt_tokens_of(sit, "provider_tuning"))
+    if service is None:
+        est.assumptions.append("the catalog has no provider-side tuning for this model (rules/catalog/prices.yaml "
+                               "provider_tuning)")
+        return est
+    tokens = sit.n_examples * sit.mean_example_tokens * EPOCHS
+    est.one_time_usd = est.out_of_pocket_usd = tokens * service.training_per_mtok_usd / 1e6
+    until = service.new_jobs_until.isoformat() if service.new_jobs_until else "no end announced"
+    est.assumptions += [
+        f"training: {sit.n_examples:,} examples × {sit.mean_example_tokens:,} tokens × {EPOCHS:g} epochs = "
+        f"{tokens:,.0f} tokens at {service.training_per_mtok_usd:g} USD per million training tokens ({service.source})",
+        f"carried out by {service.provider}, not by this plan: upload the examples "
+        f"({sit.answers.examples_path or PLACEHOLDER_EXAMPLES}, chat-format JSON Lines) to {service.provider}'s "
+        f"fine-tuning service, start a job on {service.model} for {EPOCHS:g} epochs, then call the tuned model "
+        f"through its API with the short prompt; new jobs accepted until: {until}",
+        f"limits: {service.limits}; at least {service.min_examples} examples",
+    ]
     return est
 
 
@@ -433,6 +481,8 @@ def estimate_options(sit: Situation) -> dict[OptionName, OptionEstimate]:
     for option in OPTIONS:
         if option in TRAINED:
             estimates[option] = _estimate_training(sit, option)
+        elif option == "provider_tuning":
+            estimates[option] = _estimate_provider(sit)
         else:
             estimates[option] = _estimate_inference(sit, option, gpu_for_serving)
         est = estimates[option]
