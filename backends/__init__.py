@@ -16,6 +16,8 @@ REGISTRY: dict[str, str] = {
     "train": "backends.train",
     "rag": "backends.rag",
     "prompt": "backends.prompting",
+    "serve": "backends.serve",
+    "distill": "backends.distill",
 }
 
 __all__ = ["REGISTRY", "backend_for"]

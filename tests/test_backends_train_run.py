@@ -98,6 +98,12 @@ def test_qlora_learns_on_a_4bit_base(runs: Path) -> None:
     assert any("lora_A" in name for name, _ in adapted.named_parameters())
 
 
+def _held_out_pairs(step: TrainStep) -> list[dict]:
+    from backends.common.data import load_examples, split_examples
+
+    return split_examples(load_examples(Path(step.data_path), for_preference=True), step.eval_fraction, step.seed)[1]
+
+
 def test_dpo_on_top_of_the_sft_adapter(lora_run, runs: Path, tmp_path: Path) -> None:
     from backends.train import run
 
@@ -116,6 +122,19 @@ def test_dpo_on_top_of_the_sft_adapter(lora_run, runs: Path, tmp_path: Path) -> 
     assert result.fit.eval_loss_before == pytest.approx(0.6931, abs=1e-3)  # policy == reference: log 2
     assert result.fit.eval_loss_after < result.fit.eval_loss_before
     assert (runs / "dpo" / "model" / "adapter_config.json").is_file()
+    # The verdict: the SFT adapter DPO started from against the trained policy, on the held-out pairs.
+    from backends.train.preference import MATCH_NAME, preference_margins
+
+    verdict = result.verdict
+    assert verdict is not None and verdict.comparison == "before vs after DPO" and verdict.match_name == MATCH_NAME
+    assert verdict.n_examples == result.n_eval_examples >= 6
+    # The policy prefers the chosen answers by more than the adapter it started from did, on every resample.
+    assert verdict.token_f1.mean_b > verdict.token_f1.mean_a and verdict.token_f1.low > 0
+    assert verdict.outcome == "IMPROVED", verdict.headline()
+    assert verdict.suite is not None and not verdict.suite.is_decisive  # the demo model has nothing to forget
+    # The margins in the verdict are the model's own: recomputed from the saved adapter they agree.
+    assert verdict.token_f1.mean_a == pytest.approx(
+        sum(preference_margins(lora_dir / "model", _held_out_pairs(step))) / verdict.n_examples, rel=1e-4)
 
 
 def test_resume_after_sigkill_finishes_the_run(runs: Path) -> None:

@@ -1,7 +1,8 @@
 """The executable plan: Recommendation → Plan, and `plan.yaml` loaded (validated, paths absolute) and saved.
 
 The recommendation already carries every step as the job it estimated (with its prediction); planning orders
-them, links a DPO step to the adapter of the SFT step before it, and names the plan.
+them, links a DPO step to the adapter of the SFT step before it, ends a plan that trains with a serve step
+(serving configurations and exports of what was trained), and names the plan.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from advisor.core.errors import AdvisorError
 from advisor.core.models.plan import STEP_MODELS, Plan, PlanStep, slug
+from advisor.core.models.steps import SOFT_PROMPT_METHODS
 from advisor.core.paths import absolute_fields, absolute_step, relative_fields
 from advisor.core.yamlio import load_yaml_file
 
@@ -27,11 +29,12 @@ __all__ = [
     "load_plan",
     "predict_index",
     "predict_missing",
+    "predict_serving",
     "save_plan",
 ]
 
 # Steps run in this order: supervised training, preference training on top, the index, then prompting.
-STEP_ORDER = ("full", "lora", "qlora", "dpo", "rag", "prompting_few_shot", "prompting")
+STEP_ORDER = ("full", "lora", "qlora", "ia3", "prompt_tuning", "dpo", "rag", "prompting_few_shot", "prompting")
 ADAPTER_METHODS = ("lora", "qlora")  # SFT steps whose adapter a later DPO step starts from
 # Vector width of the default embedding model (all-MiniLM-L6-v2: 384), for the index-size prediction.
 DEFAULT_EMBEDDING_DIM = 384
@@ -84,11 +87,15 @@ def build_plan(rec: Recommendation, answers: Answers) -> Plan:
 
     A DPO step after a LoRA/QLoRA step starts from that step's adapter (`init_adapter: lora`, which the runner
     points at the adapter folder). Paths the answers did not give are placeholders (`data/train.jsonl`,
-    `docs`) to edit before running.
+    `docs`) to edit before running. Provider-side tuning is no step: the provider runs it (the recommendation
+    says what to upload); a stack of it alone has nothing to plan.
     """
+    from advisor.core.models import PROVIDER_EXECUTED
+
     steps = []
     adapter = None
-    for name in sorted(rec.stack, key=STEP_ORDER.index):
+    handed_off = [name for name in rec.stack if name in PROVIDER_EXECUTED]
+    for name in sorted((n for n in rec.stack if n not in PROVIDER_EXECUTED), key=STEP_ORDER.index):
         step = rec.option(name).step
         if step is None:
             raise AdvisorError(f"option `{name}` has nothing to run (no GPU fits it)", "see `advisor recommend`")
@@ -97,7 +104,62 @@ def build_plan(rec: Recommendation, answers: Answers) -> Plan:
         if step.kind == "train" and step.method in ADAPTER_METHODS:
             adapter = step.method
         steps.append(step)
+    if not steps and handed_off:
+        # The provider trains and serves it: nothing here can run it, and no step pretends to.
+        how = next((a for a in rec.option(handed_off[0]).assumptions if a.startswith("carried out by")), "")
+        raise AdvisorError(f"`{handed_off[0]}` is carried out by the provider: the plan has no step to run",
+                           how or "see `advisor recommend`")
+    # Soft prompts have no form vLLM/SGLang load (and nothing to merge): no serve step for them alone.
+    trained = [(i, s) for i, s in enumerate(steps) if s.kind == "train" and s.method not in SOFT_PROMPT_METHODS]
+    if trained:
+        steps = serve_trained(steps, trained, rec, answers)
     return Plan(name=slug(answers.task), rules_version=rec.rules_version, steps=steps)
+
+
+def serve_trained(steps: list, trained: list, rec: Recommendation, answers: Answers) -> list:
+    """The steps with LoRA steps merging (the export, loss-checked by the training backend) and a serve step last.
+
+    The serve step's prediction is for the plan's model on the first training step's GPU at the answers' volume.
+    """
+    from advisor.core.models import ServeStep
+
+    steps = list(steps)
+    for i, step in trained:
+        policy = step.dpo_policy if step.method == "dpo" else step.method
+        # IA3 too: vLLM and SGLang load its merged weights, not its vectors.
+        if policy in (*ADAPTER_METHODS, "ia3") and not step.merge and step.eval_fraction > 0:
+            steps[i] = step.model_copy(update={"merge": True})
+    serve = ServeStep()
+    prompt_tokens = min((rec.option(name).prompt_tokens for name in rec.stack if name in ADAPTER_METHODS + ("full", "dpo")),
+                        default=0)
+    prediction = predict_serving(serve, [s for _, s in trained], requests_per_day=answers.requests_per_day,
+                                 prompt_tokens=prompt_tokens, output_tokens=answers.output_tokens)
+    return [*steps, serve.model_copy(update={"prediction": prediction})]
+
+
+def predict_serving(serve, trained: list, *, requests_per_day: float = 0.0, prompt_tokens: float = 0.0,
+                    output_tokens: float = 0.0):
+    """The serve step's prediction for the training steps before it: their base model, on the first one's GPU
+    (memory only when it names none); None when the catalog does not hold the architecture (offline)."""
+    from advisor.core.catalog import resolve_gpu, resolve_model
+    from advisor.core.estimate.params import lora_params
+    from advisor.core.estimate.replica import estimate_serving
+
+    if not trained:
+        return None
+    first = trained[0]
+    try:
+        model = resolve_model(first.base_model)
+        gpu = resolve_gpu(first.prediction.gpu) if first.prediction else None
+    except AdvisorError:
+        return None
+    adapters = [lora_params(model, s.lora_rank, s.lora_targets) for s in trained
+                if (s.dpo_policy if s.method == "dpo" else s.method) in ADAPTER_METHODS]
+    return estimate_serving(
+        model, adapter_params=adapters, n_whole_models=len(trained) - len(adapters),
+        max_model_len=serve.max_model_len or max(s.seq_len for s in trained), concurrency=serve.max_concurrency,
+        gpu=gpu, requests_per_day=requests_per_day, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+    )
 
 
 def predict_index(step, corpus_tokens: int):
@@ -121,13 +183,20 @@ def predict_missing(plan: Plan) -> tuple[Plan, list[str]]:
     device it runs on, and the report says so. Returns the plan and one note per step left unpredicted.
     """
     from advisor.core.measure import measure_corpus
-    from advisor.core.models import RagStep
+    from advisor.core.models import RagStep, ServeStep, TrainStep
 
     steps, notes = [], []
     for i, step in enumerate(plan.steps, start=1):
         if step.prediction is None and isinstance(step, RagStep) and Path(step.docs_dir).is_dir():
             _, tokens, _ = measure_corpus(step.docs_dir)
             step = step.model_copy(update={"prediction": predict_index(step, tokens)})
+        elif step.prediction is None and isinstance(step, ServeStep) and (
+                serving := predict_serving(step, [s for s in steps if isinstance(s, TrainStep)])) is not None:
+            step = step.model_copy(update={"prediction": serving})  # memory only: no GPU, no volume
+        elif step.prediction is None and step.kind == "distill" and Path(step.prompts_path).is_file():
+            from advisor.core.distilling import predict_distill
+
+            step = step.model_copy(update={"prediction": predict_distill(step, plan.steps, i - 1)})
         elif step.prediction is None:
             notes.append(f"step {i}: no prediction before the run (a plan written by hand names no GPU)")
         steps.append(step)

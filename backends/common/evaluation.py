@@ -94,8 +94,25 @@ def _load(model_dir: str):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    if _is_prompt_adapter(model_dir):  # transformers' own adapter loading handles LoRA and IA3, not soft prompts
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False)
+        return model.to(device).eval(), tokenizer, device
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False).to(device).eval()
     return model, tokenizer, device
+
+
+def _is_prompt_adapter(model_dir: str) -> bool:
+    """The folder holds a PEFT prompt-learning adapter (prompt, prefix or P-tuning)."""
+    import json
+
+    config = Path(model_dir) / "adapter_config.json"
+    try:
+        peft_type = json.loads(config.read_text(encoding="utf-8")).get("peft_type")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return peft_type in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING")
 
 
 def _score(model, tokenizer, prompt_text: str, answer: str, max_new_tokens: int) -> tuple[float, int, str, int]:
@@ -107,7 +124,8 @@ def _score(model, tokenizer, prompt_text: str, answer: str, max_new_tokens: int)
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([prompt_ids + answer_ids], device=device)
     with torch.no_grad():
-        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        logits = model(input_ids=ids).logits[0, -ids.shape[1] :]  # prompt tuning prepends its virtual tokens
+        logits = logits[len(prompt_ids) - 1 : -1].float()
         nll = torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids) :], reduction="sum")
         prompt = ids[:, : len(prompt_ids)]
         generated = model.generate(

@@ -212,7 +212,7 @@ def _perplexity(model, tokenizer, text: str) -> tuple[float | None, int]:
     device = next(model.parameters()).device
     tensor = torch.tensor([ids], device=device)
     with torch.no_grad():
-        logits = model(input_ids=tensor).logits[0, :-1].float()
+        logits = model(input_ids=tensor).logits[0, -tensor.shape[1] : -1].float()  # past any virtual tokens
         nll = torch.nn.functional.cross_entropy(logits, tensor[0, 1:], reduction="mean")
     return math.exp(min(float(nll), 50.0)), len(ids)  # capped so a random model's number stays printable
 

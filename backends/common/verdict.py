@@ -114,6 +114,8 @@ class Verdict(Model):
     n_examples: int = Field(description="Paired held-out examples")
     exact_match: McNemarTest | None = Field(description="None: fewer than MIN_EXAMPLES or no examples")
     token_f1: BootstrapInterval | None = Field(description="None: fewer than MIN_EXAMPLES")
+    match_name: str = Field("exact match", description="What `exact_match` counts (DPO: `preference accuracy`)")
+    score_name: str = Field("token F1", description="What `token_f1` measures (DPO: the log-prob margin)")
     nll: BootstrapInterval | None = Field(description="Per-example loss, nats per answer token; None: not measured")
     suite: SuiteComparison | None = Field(None, description="Regression suite on A and B; None: not run")
     reasons: list[str] = Field(description="Each finding that decided the outcome, one line each")
@@ -126,8 +128,9 @@ class Verdict(Model):
         parts = []
         if self.exact_match is not None:
             m = self.exact_match
-            parts.append(f"exact match {m.difference:+.2f} (b={m.n_a_only}, c={m.n_b_only}, McNemar p={m.p_value:.3g})")
-        for interval, name in ((self.token_f1, "token F1"), (self.nll, "loss")):
+            parts.append(f"{self.match_name} {m.difference:+.2f} (b={m.n_a_only}, c={m.n_b_only}, "
+                         f"McNemar p={m.p_value:.3g})")
+        for interval, name in ((self.token_f1, self.score_name), (self.nll, "loss")):
             if interval is not None:
                 parts.append(f"{name} {interval.mean_difference:+.3f} "
                              f"[{interval.low:+.3f}, {interval.high:+.3f}]")
@@ -199,7 +202,9 @@ def paired_bootstrap(metric: str, values_a: Sequence[float], values_b: Sequence[
 
 def _remedies(method: str | None) -> list[Remedy]:
     remedies = [
-        Remedy(action="mix a small share of general instruction-following data into the training set", source=_SEED_001),
+        Remedy(action="mix a small share of general instruction-following data into the training set "
+                              "(`replay_fraction: 0.1` on the training step replays the general set shipped with "
+                              "advisor, or your own file named in `replay_path`)", source=_SEED_001),
         Remedy(action="lower the learning rate", source=f"{_SEED_001}; {_SEED_002}"),
         Remedy(action="train for fewer steps (at most 3 epochs)", source=f"{_SEED_001}; {_SEED_002}"),
     ]
@@ -209,15 +214,15 @@ def _remedies(method: str | None) -> list[Remedy]:
     return remedies
 
 
-def _judge_task(em: McNemarTest, f1: BootstrapInterval, nll: BootstrapInterval | None,
-                reasons: list[str]) -> tuple[bool, bool]:
+def _judge_task(em: McNemarTest, f1: BootstrapInterval, nll: BootstrapInterval | None, reasons: list[str],
+                match_name: str = "exact match", score_name: str = "token F1") -> tuple[bool, bool]:
     """(some task measure significantly better, some significantly worse); appends a reason for each."""
     better = worse = False
     if em.p_value < ALPHA:
         better, worse = em.n_b_only > em.n_a_only, em.n_b_only < em.n_a_only
-        reasons.append(f"exact match {'better' if better else 'worse'}: {em.rate_a:.2f} → {em.rate_b:.2f} "
+        reasons.append(f"{match_name} {'better' if better else 'worse'}: {em.rate_a:.2f} → {em.rate_b:.2f} "
                        f"(McNemar p={em.p_value:.3g} < {ALPHA})")
-    for interval, name, higher_is_better in ((f1, "token F1", True), (nll, "per-example loss", False)):
+    for interval, name, higher_is_better in ((f1, score_name, True), (nll, "per-example loss", False)):
         if interval is None:
             continue
         ci = f"{interval.mean_difference:+.3f}, {interval.confidence:.0%} CI [{interval.low:+.3f}, {interval.high:+.3f}]"
@@ -234,7 +239,7 @@ def _judge_task(em: McNemarTest, f1: BootstrapInterval, nll: BootstrapInterval |
 def decide(comparison: str, right_a: Sequence[bool], right_b: Sequence[bool], f1_a: Sequence[float],
            f1_b: Sequence[float], nll_a: Sequence[float] | None = None, nll_b: Sequence[float] | None = None,
            suite: SuiteComparison | None = None, *, method: str | None = None,
-           seed: int = BOOTSTRAP_SEED) -> Verdict:
+           seed: int = BOOTSTRAP_SEED, match_name: str = "exact match", score_name: str = "token F1") -> Verdict:
     """Apply `RULE` to paired per-example outcomes (A = before, B = after) and an optional suite comparison.
 
     Args:
@@ -246,6 +251,8 @@ def decide(comparison: str, right_a: Sequence[bool], right_b: Sequence[bool], f1
             unless `suite.is_decisive` is False (the demo model has nothing to forget).
         method: The training method, to tailor the remedies (`lora` is not told to use LoRA).
         seed: Bootstrap seed.
+        match_name, score_name: What the paired booleans and the bootstrapped scores are, when they are not exact
+            match and token F1 (a DPO step pairs "prefers the chosen answer" and the log-prob margin).
     """
     n = len(right_a)
     reasons: list[str] = []
@@ -253,10 +260,10 @@ def decide(comparison: str, right_a: Sequence[bool], right_b: Sequence[bool], f1
     em = f1 = nll = None
     if n >= MIN_EXAMPLES:
         em = mcnemar_exact(right_a, right_b)
-        f1 = paired_bootstrap("token_f1", f1_a, f1_b, seed=seed)
+        f1 = paired_bootstrap(score_name.lower().replace(" ", "_"), f1_a, f1_b, seed=seed)
         if nll_a is not None and nll_b is not None:
             nll = paired_bootstrap("nll", nll_a, nll_b, seed=seed)
-        better, worse = _judge_task(em, f1, nll, reasons)
+        better, worse = _judge_task(em, f1, nll, reasons, match_name, score_name)
     else:
         reasons.append(f"only {n} paired examples (fewer than {MIN_EXAMPLES}): too few to test")
     remedies: list[Remedy] = []
@@ -276,7 +283,7 @@ def decide(comparison: str, right_a: Sequence[bool], right_b: Sequence[bool], f1
         if n >= MIN_EXAMPLES:
             reasons.append("no task measure changed significantly")
     return Verdict(outcome=outcome, comparison=comparison, n_examples=n, exact_match=em, token_f1=f1, nll=nll,
-                   suite=suite, reasons=reasons, remedies=remedies)
+                   match_name=match_name, score_name=score_name, suite=suite, reasons=reasons, remedies=remedies)
 
 
 def verdict_rows(verdict: Verdict | None) -> list[ReportRow]:

@@ -31,6 +31,8 @@ def _check(step: TrainStep, ctx: RunContext) -> list[Problem]:
     """The dry run's error findings as problems (`force` lets memory findings through, as the run does)."""
     from advisor.core.errors import AdvisorError, MissingExtraError
 
+    if step.data_from == "distill" and not _has_answers(step.data_path):
+        return []  # prompts only, checked by the distill step: this step is checked on the answers when it runs
     missing = _missing_extras()
     if missing:
         return [Problem(field="extras", message=f"`{m}` is not installed", hint='pip install "advisor[train]"')
@@ -43,6 +45,18 @@ def _check(step: TrainStep, ctx: RunContext) -> list[Problem]:
         return [Problem(field="step", message=exc.message, hint=exc.hint)]
     return [Problem(field=f.topic, message=f.message, hint=f.hint) for f in report.findings
             if f.level == "error" and not (ctx.force and f.is_forceable)]
+
+
+def _has_answers(path: str) -> bool:
+    """The file loads as supervised examples (a distill step's prompts may carry no answers)."""
+    from advisor.core.errors import AdvisorError
+    from backends.common.data import load_examples
+
+    try:
+        load_examples(path, for_preference=False)
+    except AdvisorError:
+        return False
+    return True
 
 
 def _missing_extras() -> list[str]:
@@ -71,13 +85,14 @@ DEMO_MAX_STEPS = 60
 
 
 def _demo(step: TrainStep) -> tuple[TrainStep, str | None]:
-    from backends.common.tiny import TINY_DEMO
+    from backends.common.tiny import DEMO_MODELS, TINY_DEMO, TINY_DEMO_SMALL
 
-    if step.base_model == TINY_DEMO:
+    if step.base_model in DEMO_MODELS:
         return step, None
+    demo = TINY_DEMO_SMALL if step.data_from == "distill" else TINY_DEMO  # a distilled student: smaller than its teacher
     cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
-    note = f"`{step.base_model}` → `{TINY_DEMO}`, at most {cap} optimizer steps"
-    update = {"base_model": TINY_DEMO, "max_steps": cap}
+    note = f"`{step.base_model}` → `{demo}`, at most {cap} optimizer steps"
+    update = {"base_model": demo, "max_steps": cap}
     if step.grad_accum > 1:  # each optimizer step of the demo is one micro-batch: a quarter of the time at 4
         update["grad_accum"] = 1
         note += f" of one micro-batch (not {step.grad_accum})"
@@ -92,7 +107,10 @@ def _link(step: TrainStep, earlier: list, *, for_check: bool = False) -> TrainSt
     """
     from pathlib import Path
 
-    if not step.init_adapter or Path(step.init_adapter).exists():
+    step = _distilled_data(step, earlier, for_check=for_check)
+    if not step.init_adapter:
+        return _shared_demo_base(step, earlier)
+    if Path(step.init_adapter).exists():
         return step
     for other, folder in earlier:
         if isinstance(other, TrainStep) and other.method == step.init_adapter:
@@ -100,6 +118,39 @@ def _link(step: TrainStep, earlier: list, *, for_check: bool = False) -> TrainSt
             if for_check and not adapter.exists():
                 return step.model_copy(update={"init_adapter": None})
             return step.model_copy(update={"init_adapter": str(adapter)})
+    return step
+
+
+def _distilled_data(step: TrainStep, earlier: list, *, for_check: bool) -> TrainStep:
+    """`data_from: distill`: train on the answers file of the latest distill step before this one.
+
+    With `for_check`, answers not written yet leave `data_path` on that step's prompts (the same examples with
+    their reference answers), so the check still sees the data's size and format.
+    """
+    if step.data_from != "distill":
+        return step
+    for other, folder in reversed(earlier):
+        if getattr(other, "kind", None) == "distill":
+            answers = folder / other.output_file
+            if for_check and not answers.is_file():
+                return step.model_copy(update={"data_path": other.prompts_path})
+            return step.model_copy(update={"data_path": str(answers)})
+    from advisor.core.errors import AdvisorError
+
+    raise AdvisorError("data_from: distill, but no distill step comes before this training step",
+                       "add a `kind: distill` step before it, or remove `data_from`")
+
+
+def _shared_demo_base(step: TrainStep, earlier: list) -> TrainStep:
+    """A second `tiny-demo` step trains on the demo base the first one built: one base for every adapter."""
+    from backends.common.tiny import TINY_DEMO, is_demo_model
+    from backends.train.model import DEMO_DIR
+
+    if step.base_model != TINY_DEMO:
+        return step
+    for other, folder in earlier:
+        if isinstance(other, TrainStep) and other.base_model == TINY_DEMO and is_demo_model(folder / DEMO_DIR):
+            return step.model_copy(update={"base_model": str(folder / DEMO_DIR)})
     return step
 
 

@@ -17,6 +17,7 @@ from advisor.core.estimate.fit import fits_device
 from advisor.core.models import MemoryEstimate, Model, TrainStep
 from backends.common.audit import DataAudit, audit_examples
 from backends.common.data import load_examples, split_examples
+from backends.common.replay import mix_replay
 from backends.train.device import DeviceInfo, choose_precision, probe_device
 from backends.train.fit import last_checkpoint
 from backends.train.fitting import cheapest_fitting_change, count_params
@@ -74,15 +75,15 @@ class TrainCheck(Model):
 
 def _inspect_base(step: TrainStep, run_dir: Path, train: list[dict]) -> tuple[str, object, dict]:
     """(label, tokenizer, config dict) of the base model, without loading weights or writing anything."""
-    from backends.common.tiny import TINY_DEMO, build_tokenizer, tiny_config
+    from backends.common.tiny import DEMO_MODELS, build_tokenizer, tiny_config
     from backends.train.dpo import resolve_dpo_base
     from backends.train.model import load_tokenizer, read_hf_config, resolve_base_model
 
     adapter = Path(step.init_adapter) if step.init_adapter else None
     base = resolve_dpo_base(step, adapter)
-    if base is None and step.base_model == TINY_DEMO and not (run_dir / "base-model" / "config.json").is_file():
+    if base is None and step.base_model in DEMO_MODELS and not (run_dir / "base-model" / "config.json").is_file():
         tokenizer = build_tokenizer(train)
-        return TINY_DEMO, tokenizer, tiny_config(tokenizer).to_dict()
+        return step.base_model, tokenizer, tiny_config(tokenizer, step.base_model).to_dict()
     base = base or resolve_base_model(step.base_model, run_dir, None, seed=step.seed)
     return base, load_tokenizer(base), read_hf_config(base)
 
@@ -120,11 +121,33 @@ def _config_findings(step: TrainStep, device: DeviceInfo, hf_config: dict) -> li
     if step.lora_rank > hf_config.get("hidden_size", step.lora_rank):
         found.append(Finding(level="error", topic="config", message=f"lora_rank must be ≤ hidden_size (got "
                              f"{step.lora_rank} > {hf_config['hidden_size']})", hint="lower `lora_rank`"))
+    found += _peft_method_findings(step, hf_config)
     max_positions = hf_config.get("max_position_embeddings")
     if max_positions and step.seq_len > max_positions:
         found.append(Finding(level="warn", topic="lengths", message=f"seq_len {step.seq_len} is beyond the model's "
                              f"{max_positions} positions", hint=f"set `seq_len` ≤ {max_positions}"))
     return found
+
+
+def _peft_method_findings(step: TrainStep, hf_config: dict) -> list[Finding]:
+    """IA3 and prefix tuning settings PEFT would refuse for this architecture (module names, prefix shape)."""
+    if step.method not in ("ia3", "prefix_tuning"):
+        return []
+    from advisor.core.catalog import model_spec_from_hf_config
+    from advisor.core.estimate.params import prefix_width, resolve_ia3_targets
+
+    try:
+        model = model_spec_from_hf_config(hf_config, step.base_model, step.base_model)
+    except (AdvisorError, ValueError):
+        return []  # an architecture the estimator does not describe: PEFT decides at load
+    try:
+        if step.method == "ia3":
+            resolve_ia3_targets(model, step.ia3_targets)
+        else:
+            prefix_width(model)
+    except AdvisorError as exc:
+        return [Finding(level="error", topic="config", message=exc.message.replace("\n", "; "), hint=exc.hint)]
+    return []
 
 
 def _audit_findings(audit: DataAudit) -> list[Finding]:
@@ -201,6 +224,12 @@ def check(step: TrainStep, run_dir: Path) -> TrainCheck:
     audit = audit_examples(examples, seq_len=step.seq_len, eval_fraction=step.eval_fraction, seed=step.seed,
                            token_counts=token_counts)
     findings = _audit_findings(audit) + _config_findings(step, device, hf_config)
+    train, replay = mix_replay(train, step.replay_fraction, step.replay_path, step.seed)  # a bad file raises here
+    if replay is not None:
+        findings.append(Finding(level="ok", topic="replay", message=f"{replay.n_added} examples from {replay.source} "
+                                f"mixed into the {len(train) - replay.n_added} training examples "
+                                f"(replay_fraction {replay.fraction:g}); the held-out split is the task's own",
+                                hint="replay_fraction 0 turns it off"))
     if lengths.n_truncated:
         findings.append(Finding(level="warn", topic="lengths", message=f"{lengths.n_truncated} of "
                                 f"{lengths.n_examples} examples are longer than seq_len {step.seq_len}; truncation "

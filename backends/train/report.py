@@ -12,8 +12,27 @@ from advisor.core.units import fmt
 from backends.base import ReportRow, StepReport
 from backends.common.verdict import verdict_benefit, verdict_rows
 from backends.train.results import TrainResult
+from backends.train.tensor_peak import PHASES, TensorPeak
 
 __all__ = ["report_step"]
+
+
+def _phases(phases: dict[str, int]) -> str:
+    return " / ".join(f"{name} {fmt(phases[name], 'bytes')}" for name in PHASES if name in phases)
+
+
+def _tensor_peak_rows(peak: TensorPeak | None) -> list[ReportRow]:
+    """CPU: the estimate's allocated peak beside the live tensor peak of one measured step (like with like)."""
+    if peak is None:
+        return []
+    predicted = peak.predicted_phases_bytes
+    ratio = f"; {peak.peak_bytes / peak.predicted_peak_bytes:.2f}× predicted" if peak.predicted_peak_bytes else ""
+    return [ReportRow(
+        quantity=f"live tensor peak on cpu, optimizer step {peak.optimizer_step} "
+                 f"({peak.batch_rows} × {peak.seq_len} tokens; torch dispatch)",
+        predicted=f"{fmt(peak.predicted_peak_bytes, 'bytes')} ({_phases(predicted)})" if predicted else "–",
+        measured=f"{fmt(peak.peak_bytes, 'bytes')} ({_phases(peak.phases_bytes)}{ratio})",
+    )]
 
 
 def report_step(step: TrainStep, result: TrainResult) -> StepReport:
@@ -34,6 +53,7 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
         *verdict_rows(verdict),
         ReportRow(quantity=f"peak memory, plan model on {plan_gpu or 'its GPU'}",
                   predicted=fmt(plan.peak_bytes if plan else None, "bytes"), measured="– (runs on that GPU only)"),
+        *_tensor_peak_rows(measured.tensor_peak),
         ReportRow(quantity=memory_what, predicted=fmt(memory.predicted_bytes, "bytes"),
                   measured=fmt(memory.measured_bytes, "bytes")),
         ReportRow(quantity="training time", predicted=f"{fmt(plan.hours if plan else None, 'h')} on {plan_gpu}",
@@ -48,6 +68,9 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
                ("validation loss before training", fmt(fit.eval_loss_before)),
                ("validation loss after training", fmt(fit.eval_loss_after)),
                ("optimizer steps", fmt(fit.global_step))]
+    if result.replay is not None:
+        benefit.append(("replay against forgetting", f"{result.replay.n_added} examples from {result.replay.source} "
+                        f"(replay_fraction {result.replay.fraction:g}) in the {result.n_train_examples} trained on"))
     accuracy = result.task_accuracy
     if accuracy is not None:
         for name, scores in (("before", accuracy.base), ("after", accuracy.trained)):
@@ -64,10 +87,12 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
         },
         "measured": {
             "memory_bytes": memory.measured_bytes, "memory_quantity": memory.quantity,
+            "tensor_peak": measured.tensor_peak.model_dump(mode="json") if measured.tensor_peak else None,
             "measured_to_predicted": memory.measured_to_predicted, "wall_seconds": wall,
             "tokens_per_second": measured.tokens_per_second, "n_tokens": measured.n_tokens,
             "cost_usd_at_plan_gpu_price": cost_at_plan_price,
         },
+        "replay": result.replay.model_dump(mode="json") if result.replay is not None else None,
         "benefit": {"eval_loss_before": fit.eval_loss_before, "eval_loss_after": fit.eval_loss_after,
                     "steps": fit.global_step,
                     "task_accuracy": accuracy.model_dump(mode="json") if accuracy is not None else None},

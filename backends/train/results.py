@@ -8,6 +8,7 @@ from pydantic import Field
 
 from advisor.core.models import MemoryEstimate, Model
 from backends.common.audit import DataAudit
+from backends.common.replay import ReplayMix
 from backends.common.verdict import Verdict
 from backends.train.accuracy import TaskAccuracy
 from backends.train.device import DeviceInfo
@@ -68,11 +69,15 @@ class TrainResult(Model):
     )
     verdict: Verdict | None = Field(
         None, description="Base vs trained: paired tests on the held-out answers and the regression suite; "
-                          "None for DPO, no eval split, or a result written before verdicts existed"
+                          "DPO: before vs after on the held-out pairs; None with no eval split, or in a result written "
+                          "before verdicts existed"
     )
     audit: DataAudit | None = Field(
         None, description="The data audit of the training file (`advisor data audit`); None in results written "
                           "before the audit existed"
+    )
+    replay: ReplayMix | None = Field(
+        None, description="General examples mixed into the training split against forgetting; None: no replay"
     )
     artifacts: dict[str, str] = Field(description="Name → path relative to the run directory")
     versions: dict[str, str] = Field(description="Package versions the run used")

@@ -1,27 +1,32 @@
 """`advisor train run`: check → load → train → save → merge → result.json, for one `TrainStep`.
 
-One GPU or a CPU trains in this process. Several GPUs: this process writes an accelerate config and
-launches `python -m backends.train` on every GPU through `accelerate launch`, then reads the result.
+One GPU or a CPU trains in this process. Several processes (`n_gpus` > 1, or `n_processes` > 1 on a CPU): this
+process writes an accelerate config, launches `python -m backends.train` in each through `accelerate launch`,
+keeps their output in `launch.log` (progress lines are shown), and reads the result the main process wrote.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from advisor.core.errors import AdvisorError, RunFailedError
+from advisor.core.estimate.compute import backend_matmul_precision
 from advisor.core.fileio import private_files, write_text_atomic
 from advisor.core.models import TrainStep
 from backends.common.audit import audit_examples
 from backends.common.data import load_examples, split_examples
-from backends.common.tiny import DEMO_NOTE, is_demo_model
+from backends.common.replay import ReplayMix, mix_replay
+from backends.common.tiny import demo_note_of, is_demo_model
 from backends.train.check import check, raise_for_errors
 from backends.train.device import choose_precision, probe_device
 from backends.train.fit import fit, last_checkpoint
 from backends.train.measure import MemoryMeter
 from backends.train.results import RESULT_FILE, MergeCheck, TrainResult, compare_memory, library_versions
+from backends.train.tensor_peak import predict_measured_step
 
 __all__ = ["run", "train_here"]
 
@@ -29,7 +34,8 @@ PLAN_FILE = "plan.yaml"
 VERSIONS_FILE = "versions.json"
 MERGED_DIR = "merged"
 # What a run writes into its folder; `--force` removes these (and nothing else) before a fresh run.
-RUN_OUTPUTS = ("base-model", MERGED_DIR, PLAN_FILE, VERSIONS_FILE, RESULT_FILE, "eval_before.json", "accelerate.yaml")
+RUN_OUTPUTS = ("base-model", MERGED_DIR, PLAN_FILE, VERSIONS_FILE, RESULT_FILE, "eval_before.json", "accelerate.yaml",
+               "launch.log")
 
 
 def _same_job(a: TrainStep, b: TrainStep) -> bool:
@@ -139,13 +145,16 @@ def run(step: TrainStep, run_dir: str | Path, *, resume: bool = False, force: bo
         return finished
     _prepare_output(step, run_dir, resume=resume, force=force)
     raise_for_errors(check(step, run_dir), force=force)
+    from backends.train.launch import n_processes
+
+    processes = n_processes(step, probe_device().kind)
     if not resume:
         _clear_previous(step, run_dir)
     with private_files():  # adapters, checkpoints and results are the user's alone (0700/0600)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_provenance(step, run_dir, plan_name)
-        if step.n_gpus > 1:
-            result = _launch(step, run_dir, resume=resume)
+        if processes > 1:
+            result = _launch(step, run_dir, processes, resume=resume)
         else:
             result = train_here(step, run_dir, resume=resume)
     if result.status != "succeeded":
@@ -153,16 +162,60 @@ def run(step: TrainStep, run_dir: str | Path, *, resume: bool = False, force: bo
     return result
 
 
-def _launch(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
-    from backends.train.launch import launch_command, write_accelerate_config
+# backends.train.fit's progress line, e.g. `step 4/12 loss 4.8775 eval_loss 4.8620`.
+PROGRESS_LINE = re.compile(r"step \d+/\d+( [a-z_]+ -?[0-9.]+(e-?\d+)?)+")
 
-    precision, _ = choose_precision(step.precision, probe_device())
-    config = write_accelerate_config(step, precision, run_dir)
-    command = launch_command(config, run_dir, resume=resume)
-    completed = subprocess.run(command, check=False)
-    if completed.returncode != 0 or not (run_dir / RESULT_FILE).is_file():
-        raise RunFailedError(f"`accelerate launch` exited with {completed.returncode}", "its output is above")
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _launch(step: TrainStep, run_dir: Path, processes: int, *, resume: bool) -> TrainResult:
+    """Train in `processes` processes through `accelerate launch`; one `error:` line if one of them fails."""
+    import os
+    import sys
+
+    from backends.train.launch import LAUNCH_LOG, failure_message, launch_command, write_accelerate_config
+    from backends.train.model import resolve_base_model
+
+    device = probe_device()
+    precision, _ = choose_precision(step.precision, device)
+    if step.method != "dpo" or not step.init_adapter:  # built once here, not by every process at once
+        examples = load_examples(Path(step.data_path), for_preference=step.method == "dpo")
+        resolve_base_model(step.base_model, run_dir, training_split(step, examples)[0], seed=step.seed)
+    config = write_accelerate_config(step, precision, run_dir, num_processes=processes)
+    command = launch_command(config, run_dir, resume=resume, port=_free_port())
+    env = dict(os.environ)
+    if device.kind == "cpu" and "OMP_NUM_THREADS" not in env:  # the cores shared out, not one each
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
+    log_path = run_dir / LAUNCH_LOG
+    shown: set[str] = set()
+    start = log_path.stat().st_size if resume and log_path.is_file() else 0
+    with log_path.open("a" if resume else "w", encoding="utf-8") as log:  # a resume keeps what killed the last
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                   bufsize=1)
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            if PROGRESS_LINE.fullmatch(line.rstrip("\n")) and line not in shown:  # each process logs the same line
+                shown.add(line)
+                print(line, end="", file=sys.stderr, flush=True)
+        returncode = process.wait()
+    if returncode != 0 or not (run_dir / RESULT_FILE).is_file():
+        this_launch = log_path.read_bytes()[start:].decode("utf-8", errors="replace")
+        raise failure_message(this_launch, returncode, log_path)
     return TrainResult.model_validate_json((run_dir / RESULT_FILE).read_text())
+
+
+def training_split(step: TrainStep, examples) -> tuple[list[dict], list[dict], ReplayMix | None]:
+    """(train, held-out, replay): the grouped split, then the step's replay mixed into the training part only."""
+    train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
+    train, replay = mix_replay(train, step.replay_fraction, step.replay_path, step.seed)
+    return train, evaluation, replay
 
 
 def _quiet_libraries() -> None:
@@ -189,9 +242,15 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
 
     _quiet_libraries()
     examples = load_examples(Path(step.data_path), for_preference=step.method == "dpo")
-    train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
+    train, evaluation, replay = training_split(step, examples)
     device = probe_device()
     precision, precision_reason = choose_precision(step.precision, device)
+    matmul_precision = backend_matmul_precision(precision, device.kind)  # what the time estimate assumes
+    if matmul_precision is not None:
+        import torch
+
+        torch.set_float32_matmul_precision(matmul_precision)
+        precision_reason += f"; fp32 matmuls in TF32 (torch.set_float32_matmul_precision('{matmul_precision}'))"
     adapter = Path(step.init_adapter) if step.init_adapter else None
     base = resolve_dpo_base(step, adapter) or resolve_base_model(step.base_model, run_dir, train,
                                                                  seed=step.seed)
@@ -224,9 +283,16 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
         # The verdict: paired tests on these answers and the regression suite on base and trained model.
         accuracy, verdict = assess(base, output_dir, evaluation, step.seed, method=train_method,
                                    is_demo=is_demo_model(base))
+    elif evaluation:
+        from backends.train.preference import assess_preferences
+
+        # DPO: does the policy prefer the chosen answers more than the model it started from, and the suite.
+        verdict = assess_preferences(adapter or base, output_dir, evaluation, step.seed, method=train_method,
+                                     is_demo=is_demo_model(base))
     seq_len = step.seq_len if step.packing else min(step.seq_len, max(example_lengths(train, tokenizer)))
     predicted, note = predict_memory(step, read_hf_config(base), step.base_model, precision, seq_len=seq_len,
                                      device=device.kind)
+    outcome = predict_measured_step(outcome, step, read_hf_config(base), step.base_model, precision)
     is_demo = is_demo_model(base)
     if is_demo and Path(base).parent == run_dir:
         artifacts["base_model"] = Path(base).name
@@ -236,12 +302,12 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
                    f"{merge.adapter_eval_loss:.4f} by {merge.relative_difference:.2%} (tolerance {merge.tolerance:.2%})")
     result = TrainResult(
         status="failed" if failure else "succeeded", failure=failure, method=step.method, train_method=train_method,
-        base_model=step.base_model, base_model_path=base, is_demo_model=is_demo, demo_note=DEMO_NOTE if is_demo else None,
+        base_model=step.base_model, base_model_path=base, is_demo_model=is_demo, demo_note=demo_note_of(base) if is_demo else None,
         data_format=examples.format, n_train_examples=len(train), n_eval_examples=len(evaluation),
         seq_len_tokens=seq_len, is_packed=step.packing and step.method != "dpo", device=device, precision=precision,
         precision_reason=precision_reason, fit=outcome, predicted=predicted, prediction_note=note,
         memory=compare_memory(outcome, predicted), merge=merge, task_accuracy=accuracy, verdict=verdict,
-        audit=audit, artifacts=artifacts,
+        audit=audit, replay=replay, artifacts=artifacts,
         versions=library_versions(),
     )
     _write_result(result, run_dir)

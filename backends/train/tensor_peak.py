@@ -19,6 +19,7 @@ the later micro-batches' forwards fall in `backward`.
 from __future__ import annotations
 
 import gc
+import types
 import weakref
 from typing import Any
 
@@ -113,9 +114,9 @@ def _make_tracker_class():
                 del self.live[key]
                 self.current -= known[0]
 
-        def add_live_tensors(self) -> None:
+        def add_live_tensors(self, roots: list | None = None) -> None:
             gc.collect()  # unreachable tensors awaiting the cycle collector would count as live
-            for obj in gc.get_objects():
+            for obj in (gc.get_objects() if roots is None else _reachable(roots)):
                 # type(), not isinstance(): proxies (deprecated torch aliases) answer isinstance through __class__
                 if issubclass(type(obj), torch.Tensor) and obj.device.type != "meta":
                     self.add(obj.untyped_storage())
@@ -142,14 +143,40 @@ def _make_tracker_class():
     return _Tracker
 
 
-class StorageTracker:
-    """Live tensor bytes while entered; `phase` is advanced by the caller (forward → backward is automatic)."""
+# Not followed when collecting the tensors a trainer holds: through these, a walk would reach every module's
+# globals and so every tensor of the process (another model loaded earlier, a test's fixtures).
+_OPAQUE = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.CodeType, types.FrameType)
 
-    def __init__(self) -> None:
+
+def _reachable(roots: list) -> list:
+    """Every object reachable from `roots` by references, not passing through modules, functions or classes."""
+    seen: set[int] = set()
+    found, stack = [], list(roots)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _OPAQUE):
+            continue
+        seen.add(id(obj))
+        found.append(obj)
+        stack.extend(gc.get_referents(obj))
+    return found
+
+
+class StorageTracker:
+    """Live tensor bytes while entered; `phase` is advanced by the caller (forward → backward is automatic).
+
+    Args:
+        roots: Count as the starting bytes only the tensors reachable from these (a trainer: its model, reference
+            model, optimizer state and batch); None: every tensor alive in the process.
+    """
+
+    def __init__(self, roots: list | None = None) -> None:
         self._mode = _make_tracker_class()()
+        self._roots = roots
 
     def __enter__(self) -> StorageTracker:
-        self._mode.add_live_tensors()
+        self._mode.add_live_tensors(self._roots)
+        self._roots = None
         self.start_bytes = self._mode.current
         for phase in PHASES:
             self._mode.peaks[phase] = self.start_bytes if phase == "forward" else 0
@@ -192,6 +219,7 @@ class TensorPeakCallback:
         self.result: TensorPeak | None = None
         self._target: int | None = None
         self._tracker: StorageTracker | None = None
+        self.trainer = None  # set by whoever adds the callback: the starting bytes are what it holds
 
     def on_train_begin(self, args, state, control, **kwargs):
         start = state.global_step
@@ -199,7 +227,8 @@ class TensorPeakCallback:
 
     def on_step_begin(self, args, state, control, **kwargs):
         if self._target is not None and state.global_step == self._target and self._tracker is None:
-            self._tracker = StorageTracker().__enter__()
+            roots = [self.trainer] if self.trainer is not None else [kwargs.get("model"), kwargs.get("optimizer")]
+            self._tracker = StorageTracker([r for r in roots if r is not None]).__enter__()
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         if self._tracker is not None:

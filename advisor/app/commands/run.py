@@ -55,6 +55,38 @@ def _pre_check(inp, run_dir: Path, *, force: bool) -> None:
         raise InvalidInputError(problems, hint="fix the plan or the data; nothing has run yet")
 
 
+def _with_llama_cpp(plan, folder: Path):
+    """The plan with every step that takes a `llama_cpp_dir` (the serve step) pointed at a llama.cpp checkout."""
+    from advisor.core.errors import AdvisorError
+
+    def takes(step) -> bool:
+        return "llama_cpp_dir" in type(step).model_fields
+
+    if not any(takes(step) for step in plan.steps):
+        raise AdvisorError("`--llama-cpp` exports GGUF in the serve step, and this plan has none",
+                           "add a step with `kind: serve` after the training steps")
+    steps = [step.model_copy(update={"llama_cpp_dir": str(folder.expanduser().resolve())}) if takes(step) else step
+             for step in plan.steps]
+    return plan.model_copy(update={"steps": steps})
+
+
+def _emit_launch(inp, out_dir: Path, gpu_name: str | None) -> list[Path]:
+    """Write each training step's multi-node and SkyPilot launch files into `out_dir` (one folder per step when
+    the plan trains more than once), for `gpu_name` or else the GPU the plan was made for; nothing runs."""
+    from advisor.app.runner import step_dir_name
+    from advisor.core.errors import AdvisorError
+    from backends.train.launch import emit_launch_on, training_steps
+
+    steps = training_steps(inp.plan.steps)
+    if not steps:
+        raise AdvisorError(f"plan `{inp.plan.name}` has no training step to launch",
+                           "`--emit-launch` writes launch files for `train` steps")
+    written = []
+    for i, step in steps:
+        written += emit_launch_on(step, out_dir / step_dir_name(i, step) if len(steps) > 1 else out_dir, gpu_name)
+    return written
+
+
 @app.command("run")
 def run_command(
     source: Annotated[Path, typer.Argument(help="answers.yaml (recommend and plan first) or plan.yaml")],
@@ -62,6 +94,13 @@ def run_command(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory; default runs/<plan name>")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Train and prompt the offline demonstration model instead")] = False,
     force: Annotated[bool, typer.Option("--force", help="Train even when the estimate says it will not fit")] = False,
+    llama_cpp: Annotated[Path | None, typer.Option("--llama-cpp", help="A llama.cpp checkout: the serve step also "
+                                                   "exports GGUF with its convert_hf_to_gguf.py")] = None,
+    emit_launch: Annotated[Path | None, typer.Option(
+        "--emit-launch", help="Write the training step's accelerate config, multi-node script and SkyPilot task "
+        "into this folder, for the plan's GPUs, and run nothing", file_okay=False)] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="With --emit-launch: the GPU to launch on (`advisor "
+                                            "gpus`); default: the one the plan was made for")] = None,
 ) -> None:
     """Recommend, plan and execute every step, then report what was predicted beside what was measured."""
     with user_errors():
@@ -70,6 +109,13 @@ def run_command(
         from advisor.core.errors import AdvisorError
 
         inp = runner.prepare(source, demo=demo)
+        if emit_launch is not None:
+            check_output_dir(emit_launch, "--emit-launch")
+            for path in _emit_launch(inp, emit_launch, gpu):
+                typer.echo(str(path))
+            return
+        if llama_cpp is not None:
+            inp.plan = _with_llama_cpp(inp.plan, llama_cpp)
         run_dir = out or Path("runs") / inp.plan.name
         check_output_dir(run_dir, "--out")
         for line in _preview(inp):

@@ -30,7 +30,7 @@ class Model(BaseModel):
 Arch = Literal["llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "falcon", "stablelm"]
 
 
-Method = Literal["inference", "full", "lora", "qlora", "dpo"]
+Method = Literal["inference", "full", "lora", "qlora", "dpo", "prompt_tuning", "prefix_tuning", "p_tuning", "ia3"]
 
 
 Precision = Literal["fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed"]

@@ -47,6 +47,12 @@ class EstimateSpec(Model):
         "all-linear", description="Module names that get adapters, or `all-linear` (every linear but the LM head)"
     )
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input (saves a mask when > 0)")
+    num_virtual_tokens: int = Field(
+        20, ge=1, le=MAX_CONTEXT, description="prompt_tuning / prefix_tuning / p_tuning: virtual tokens learned"
+    )
+    ia3_targets: list[str] | Literal["default"] = Field(
+        "default", description="ia3: modules that get a scaling vector; default: PEFT's list for the architecture"
+    )
     double_quant: bool = Field(True, description="QLoRA: quantize the NF4 absmax constants again (8-bit)")
     batch_size: int = Field(1, ge=1, le=MAX_BATCH_SIZE, description="Micro-batch per GPU, in sequences")
     seq_len: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Tokens per sequence as the GPU sees it (padded or packed)")
@@ -100,6 +106,9 @@ class EstimateSpec(Model):
             problems.append(
                 f"lora_rank must be ≤ hidden_size (got {self.lora_rank} > {self.model.hidden_size})"
             )
+        if self.train_method == "prefix_tuning" and self.grad_ckpt:
+            problems.append("grad_ckpt: prefix tuning feeds its prefixes as a key/value cache, which checkpointing's "
+                            "recomputation extends twice; turn gradient checkpointing off")
         if self.offload_params and self.zero_stage != 3:
             problems.append("offload_params needs zero_stage 3 (parameters are only sharded at stage 3)")
         if self.zero_stage and self.n_gpus == 1 and not (self.offload_optimizer or self.offload_params):
@@ -109,7 +118,7 @@ class EstimateSpec(Model):
         return self
 
     @property
-    def train_method(self) -> Literal["full", "lora", "qlora"] | None:
+    def train_method(self) -> str | None:
         """The way weights are trained (DPO resolved to its policy); None for inference."""
         if self.method == "inference":
             return None
@@ -120,6 +129,16 @@ class EstimateSpec(Model):
     @property
     def uses_lora(self) -> bool:
         return self.train_method in ("lora", "qlora")
+
+    @property
+    def uses_adapter(self) -> bool:
+        """A frozen base with small fp32 PEFT weights on top: LoRA, QLoRA, IA3 or a soft prompt."""
+        return self.train_method not in (None, "full")
+
+    @property
+    def extra_tokens(self) -> int:
+        """Positions a soft prompt prepends to every sequence (prompt tuning, P-tuning); else 0."""
+        return self.num_virtual_tokens if self.train_method in ("prompt_tuning", "p_tuning") else 0
 
 
 

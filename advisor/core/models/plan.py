@@ -9,13 +9,14 @@ from pydantic import Field, field_validator
 
 from advisor import __version__
 from advisor.core.models.base import Model
-from advisor.core.models.steps import PromptStep, RagStep, TrainStep
+from advisor.core.models.steps import DistillStep, PromptStep, RagStep, ServeStep, TrainStep
 
 __all__ = ["NAME_PATTERN", "STEP_MODELS", "Plan", "PlanStep", "slug"]
 
 # Every step model, by its `kind`. A new kind of step is one class in steps.py and one entry here.
-STEP_MODELS: dict[str, type[Model]] = {"train": TrainStep, "rag": RagStep, "prompt": PromptStep}
-PlanStep = Annotated[TrainStep | RagStep | PromptStep, Field(discriminator="kind")]
+STEP_MODELS: dict[str, type[Model]] = {"train": TrainStep, "rag": RagStep, "prompt": PromptStep, "serve": ServeStep,
+                                       "distill": DistillStep}
+PlanStep = Annotated[TrainStep | RagStep | PromptStep | ServeStep | DistillStep, Field(discriminator="kind")]
 # A plan's name is the default run folder (`runs/<name>`): a slug, so no name can point anywhere else.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
