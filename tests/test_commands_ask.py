@@ -51,6 +51,7 @@ STYLE_ONLY = (
     "", "200", "1000", "", "", "",  # renting, budget, requests, latency, prompt, output
     "", "", "", "",  # languages, task type, tried, where the examples come from
     "", "", "", "",  # alignment to keep, tasks on one base, data residency, deployment
+    "",  # a teacher that does the task: none
 )
 
 
@@ -150,7 +151,8 @@ def test_data_paths_become_absolute_when_the_file_goes_elsewhere(fake_terminal, 
     (tmp_path / "kb" / "a.md").write_text("# A\nfacts\n")
     (tmp_path / "out").mkdir()
     knowledge = (["space", "enter"], "", "", "", "", "kb", "", "", "", "", "", "", "", "", "", "", "", "", "",
-                 "", "", "", "", "", "", "")  # languages, task type, tried, alignment, tasks, residency, deployment
+                 "", "", "", "", "", "", "", "")  # languages, task type, tried, alignment, tasks, residency,
+    # deployment, teacher
     result = fake_terminal(keys_of(*knowledge, "", ""), "-o", "out/answers.yaml")
     assert result.exit_code == 0, result.output
     written = yaml.safe_load((tmp_path / "out" / "answers.yaml").read_text())
@@ -264,8 +266,9 @@ def test_back_edits_the_previous_answer_and_keeps_it_as_the_default() -> None:
 
 def test_new_inputs_are_asked_and_written() -> None:
     steps = list(STYLE_ONLY)
-    steps[-8:] = ["ja, en", "3", "2", "", "synthetic", "y", "", "y", "edge"]
-    answers = interview(keys_of(*steps, "6"), Screen(StringIO(), width=100))
+    steps[-9:] = ["ja, en", "3", "2", "", "synthetic", "y", "", "y", "edge"]
+    answers = interview(keys_of(*steps, "6", "gpt-5.4", "y"), Screen(StringIO(), width=100))
+    assert answers.teacher_model == "gpt-5.4" and answers.teacher_does_task
     assert answers.languages == ["ja", "en"] and answers.task_type == "classification"
     assert answers.tried == ["few_shot"] and answers.example_source == "synthetic"
     assert answers.keep_alignment and answers.no_external_api
@@ -276,7 +279,7 @@ def test_how_far_a_tried_method_got_is_asked_written_and_read_back() -> None:
     from advisor.app.questionnaire import answers_yaml, defaults_from
 
     steps = list(STYLE_ONLY)
-    steps[-6:-5] = ["2, 3", "80%", "", "0.9"]  # tried: few-shot (80% of the target) and rag (skipped, recall 0.9)
+    steps[-7:-6] = ["2, 3", "80%", "", "0.9"]  # tried: few-shot (80% of the target) and rag (skipped, recall 0.9)
     answers = interview(keys_of(*steps), Screen(StringIO(), width=100))
     assert [a.model_dump(exclude_none=True) for a in answers.attempts().values()] == [
         {"method": "few_shot", "reached": 0.8}, {"method": "rag", "recall": 0.9}]
@@ -285,7 +288,7 @@ def test_how_far_a_tried_method_got_is_asked_written_and_read_back() -> None:
     again = defaults_from(Answers.model_validate(written))
     assert again["tried"] == ["few_shot", "rag"] and again["tried_reached_few_shot"] == 0.8
     skipped = list(STYLE_ONLY)
-    skipped[-6:-5] = ["2", ""]  # Enter: it failed, written as the plain name
+    skipped[-7:-6] = ["2", ""]  # Enter: it failed, written as the plain name
     assert interview(keys_of(*skipped), Screen(StringIO(), width=100)).tried == ["few_shot"]
 
 

@@ -507,8 +507,8 @@ def test_a_really_read_only_folder(tmp_path: Path) -> None:
 
 STYLE_ONLY = (
     ["down", "space", "enter"], "invoices", "", "300", "", "", "", "", "", "", "", "", "200", "1000", "", "", "",
-    "", "", "", "", "", "", "", "",  # languages, task type, tried, example source, alignment, tasks, residency,
-    # deployment
+    "", "", "", "", "", "", "", "", "",  # languages, task type, tried, example source, alignment, tasks,
+    # residency, deployment, teacher
 )
 
 

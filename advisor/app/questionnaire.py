@@ -215,6 +215,12 @@ QUESTIONS: tuple[Question, ...] = (
     Question("deployment", "Where will the model run?", "choice", DEPLOYMENTS, default="server"),
     Question("edge_memory_gb", "How much memory may the model take on the device, in GB? Enter: assumed 8", "float",
              optional=True, minimum=0.1, applies=lambda v: v.get("deployment") == "edge"),
+    Question("teacher_model", "Does a model already do this task well, to distil into a smaller one? (catalog name, "
+             "HF id or API model) Enter: none", "text", optional=True, applies=_has_weights,
+             help="A teacher that does the task makes distillation a candidate: it answers your prompts and a "
+             "small student is trained on its answers"),
+    Question("teacher_does_task", "Does that model do the task at the quality you need?", "choice", YES_NO,
+             default=False, applies=lambda v: bool(v.get("teacher_model"))),
 )
 
 

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # Steps run in this order: supervised training, preference training on top, the index, then prompting.
-STEP_ORDER = ("full", "lora", "qlora", "ia3", "prompt_tuning", "dpo", "rag", "prompting_few_shot", "prompting")
+STEP_ORDER = ("full", "lora", "qlora", "ia3", "prompt_tuning", "dpo", "distillation", "rag", "prompting_few_shot", "prompting")
 ADAPTER_METHODS = ("lora", "qlora")  # SFT steps whose adapter a later DPO step starts from
 # Vector width of the default embedding model (all-MiniLM-L6-v2: 384), for the index-size prediction.
 DEFAULT_EMBEDDING_DIM = 384
@@ -101,9 +101,9 @@ def build_plan(rec: Recommendation, answers: Answers) -> Plan:
             raise AdvisorError(f"option `{name}` has nothing to run (no GPU fits it)", "see `advisor recommend`")
         if step.kind == "train" and step.method == "dpo" and adapter:
             step = step.model_copy(update={"init_adapter": adapter})
-        if step.kind == "train" and step.method in ADAPTER_METHODS:
+        if step.kind == "train" and step.method in ADAPTER_METHODS and not step.data_from:
             adapter = step.method
-        steps.append(step)
+        steps += [*rec.option(name).steps_before, step]  # distillation: the teacher's answers, then the student
     if not steps and handed_off:
         # The provider trains and serves it: nothing here can run it, and no step pretends to.
         how = next((a for a in rec.option(handed_off[0]).assumptions if a.startswith("carried out by")), "")
@@ -130,7 +130,7 @@ def serve_trained(steps: list, trained: list, rec: Recommendation, answers: Answ
         if policy in (*ADAPTER_METHODS, "ia3") and not step.merge and step.eval_fraction > 0:
             steps[i] = step.model_copy(update={"merge": True})
     serve = ServeStep()
-    prompt_tokens = min((rec.option(name).prompt_tokens for name in rec.stack if name in ADAPTER_METHODS + ("full", "dpo")),
+    prompt_tokens = min((rec.option(name).prompt_tokens for name in rec.stack if name in ADAPTER_METHODS + ("full", "dpo", "distillation")),
                         default=0)
     prediction = predict_serving(serve, [s for _, s in trained], requests_per_day=answers.requests_per_day,
                                  prompt_tokens=prompt_tokens, output_tokens=answers.output_tokens)

@@ -19,7 +19,7 @@ from advisor.core.models import Model
 from backends.common.evaluation import PromptScores
 from backends.common.verdict import Verdict
 
-__all__ = ["TaskAccuracy", "assess", "task_accuracy"]
+__all__ = ["TaskAccuracy", "assess", "suite_before_after", "task_accuracy"]
 
 # Generation is far slower than a loss pass; 20 held-out examples bound the cost (a few seconds on a tiny
 # model) and still move exact match in steps of 5%.
@@ -46,6 +46,19 @@ def task_accuracy(base_model: str, trained_dir: Path, held_out: list[dict], seed
     return assess(base_model, trained_dir, held_out, seed, with_verdict=False)[0]
 
 
+def suite_before_after(before: str | Path, after: str | Path, *, is_demo: bool,
+                       labels: tuple[str, str] = ("base", "trained")):
+    """The regression suite on both models, compared (capped and not decisive on the demonstration model)."""
+    from backends.common.suite import MAX_NEW_TOKENS, compare_suites, run_suite
+
+    per_category, max_new_tokens = (DEMO_SUITE_PER_CATEGORY, DEMO_SUITE_MAX_NEW_TOKENS) if is_demo else (None, MAX_NEW_TOKENS)
+    return compare_suites(
+        run_suite(before, label=labels[0], per_category=per_category, max_new_tokens=max_new_tokens),
+        run_suite(after, label=labels[1], per_category=per_category, max_new_tokens=max_new_tokens),
+        is_decisive=not is_demo, note=DEMO_SUITE_NOTE if is_demo else "",
+    )  # fmt: skip
+
+
 def assess(base_model: str, trained_dir: Path, held_out: list[dict], seed: int = 0, *, method: str | None = None,
            is_demo: bool = False, with_verdict: bool = True) -> tuple[TaskAccuracy | None, Verdict | None]:
     """Task accuracy of base and trained model and, with `with_verdict`, the verdict on the training.
@@ -67,7 +80,6 @@ def assess(base_model: str, trained_dir: Path, held_out: list[dict], seed: int =
 
     from backends.common.chat import shared_system
     from backends.common.evaluation import NORMALISATION, evaluate_prompts
-    from backends.common.suite import MAX_NEW_TOKENS, compare_suites, run_suite
     from backends.common.verdict import decide
 
     records = [r for r in held_out if "messages" in r][:MAX_EXAMPLES]
@@ -84,12 +96,7 @@ def assess(base_model: str, trained_dir: Path, held_out: list[dict], seed: int =
     if not with_verdict:
         return accuracy, None
     start = time.perf_counter()
-    per_category, max_new_tokens = (DEMO_SUITE_PER_CATEGORY, DEMO_SUITE_MAX_NEW_TOKENS) if is_demo else (None, MAX_NEW_TOKENS)
-    suite = compare_suites(
-        run_suite(base_model, label="base", per_category=per_category, max_new_tokens=max_new_tokens),
-        run_suite(trained_dir, label="trained", per_category=per_category, max_new_tokens=max_new_tokens),
-        is_decisive=not is_demo, note=DEMO_SUITE_NOTE if is_demo else "",
-    )  # fmt: skip
+    suite = suite_before_after(base_model, trained_dir, is_demo=is_demo)
     verdict = decide(
         "base vs trained", [r["zero_shot_exact_match"] == 1.0 for r in rows_a],
         [r["zero_shot_exact_match"] == 1.0 for r in rows_b], [r["zero_shot_f1"] for r in rows_a],

@@ -65,9 +65,8 @@ def assess_preferences(before_dir: str | Path, after_dir: str | Path, held_out: 
         method: The policy's training method, to tailor the remedies.
         is_demo: The base is the demonstration model: the suite is capped and does not decide.
     """
-    from backends.common.suite import MAX_NEW_TOKENS, compare_suites, run_suite
     from backends.common.verdict import decide
-    from backends.train.accuracy import DEMO_SUITE_MAX_NEW_TOKENS, DEMO_SUITE_NOTE, DEMO_SUITE_PER_CATEGORY
+    from backends.train.accuracy import suite_before_after
 
     pairs = held_out[:MAX_PAIRS]
     if not pairs:
@@ -75,12 +74,7 @@ def assess_preferences(before_dir: str | Path, after_dir: str | Path, held_out: 
     start = time.perf_counter()
     before = preference_margins(before_dir, pairs)
     after = preference_margins(after_dir, pairs)
-    per_category, max_new_tokens = (DEMO_SUITE_PER_CATEGORY, DEMO_SUITE_MAX_NEW_TOKENS) if is_demo else (None, MAX_NEW_TOKENS)
-    suite = compare_suites(
-        run_suite(before_dir, label="before DPO", per_category=per_category, max_new_tokens=max_new_tokens),
-        run_suite(after_dir, label="after DPO", per_category=per_category, max_new_tokens=max_new_tokens),
-        is_decisive=not is_demo, note=DEMO_SUITE_NOTE if is_demo else "",
-    )  # fmt: skip
+    suite = suite_before_after(before_dir, after_dir, is_demo=is_demo, labels=("before DPO", "after DPO"))
     verdict = decide("before vs after DPO", [m > 0 for m in before], [m > 0 for m in after], before, after,
                      suite=suite, method=method, seed=seed, match_name=MATCH_NAME, score_name=SCORE_NAME)
     return verdict.model_copy(update={"wall_seconds": time.perf_counter() - start})

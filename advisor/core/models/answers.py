@@ -202,6 +202,13 @@ class Answers(Model):
         1, ge=1, le=MAX_COUNT, description="Separate tasks (or tenants) one served base model handles, each with "
         "its own tuned weights (prompt tuning and IA3 store a few hundred KB to a few MB per task)",
     )
+    teacher_model: str | None = Field(
+        None, max_length=MAX_PATH_CHARS, description="A model that already does the task well, to distil into a "
+        "smaller student: catalog name, HF id or API model; None: `api_model` when teacher_does_task",
+    )
+    teacher_does_task: bool = Field(
+        False, description="The teacher (teacher_model, else api_model) already does the task at the target quality"
+    )
 
     @field_validator("languages")
     @classmethod
@@ -218,6 +225,8 @@ class Answers(Model):
         methods = [t if isinstance(t, str) else t.method for t in self.tried]
         if len(set(methods)) != len(methods):
             raise ValueError(f"tried names a method twice ({', '.join(methods)}): give each once")
+        if self.teacher_does_task and self.teacher_model is None and self.api_model is None:
+            raise ValueError("teacher_does_task needs a teacher: give teacher_model (or api_model)")
         return self
 
     def attempts(self) -> dict[str, TriedAttempt]:

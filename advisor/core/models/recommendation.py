@@ -9,7 +9,7 @@ from pydantic import Field
 from advisor.core.models.answers import Answers
 from advisor.core.models.base import Model
 from advisor.core.models.estimates import BenefitEstimate, ComputeEstimate, MemoryEstimate, ServingEstimate
-from advisor.core.models.steps import PromptStep, RagStep, TrainStep
+from advisor.core.models.steps import DistillStep, PromptStep, RagStep, TrainStep
 
 __all__ = [
     "PROVIDER_EXECUTED", "BreakEven", "CostCurve", "MeasuredData", "Option", "OptionName", "Reason", "Recommendation",
@@ -18,7 +18,7 @@ __all__ = [
 
 
 OptionName = Literal["prompting", "prompting_few_shot", "rag", "lora", "qlora", "full", "dpo", "ia3", "prompt_tuning",
-                     "provider_tuning"]
+                     "provider_tuning", "distillation"]
 # Options the provider carries out on its own servers: priced and ranked, never a step of the plan.
 PROVIDER_EXECUTED: tuple[OptionName, ...] = ("provider_tuning",)
 
@@ -54,6 +54,9 @@ class Option(Model):
     fits: bool | None = Field(None, description="Peak fits the GPU with 5% headroom; None: nothing to fit")
     step: Annotated[TrainStep | RagStep | PromptStep, Field(discriminator="kind")] | None = Field(
         None, description="The job as the plan will run it, with the prediction made for it; None: nothing to run"
+    )
+    steps_before: list[DistillStep] = Field(
+        default_factory=list, description="Steps the plan runs before `step` (distillation: the teacher's answers)"
     )
     compute: ComputeEstimate | None = Field(None, description="Training FLOPs, hours and cost")
     one_time_usd: float = Field(ge=0, description="Set-up cost: training compute, or embedding the corpus")

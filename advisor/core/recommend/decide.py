@@ -105,7 +105,7 @@ def _option(est: OptionEstimate, score: float, why_not: list[str], reasons: list
         name=est.name, feasible=not why_not, why_not=why_not, score=round(score, 1), benefit=benefit,
         model=est.model, memory=est.memory, gpu=est.gpu.name if est.gpu else None,
         gpu_memory_bytes=est.gpu.memory_bytes if est.gpu else None, fits=est.fits, step=est.step,
-        compute=est.compute, one_time_usd=round(est.one_time_usd, 4), out_of_pocket_usd=round(est.out_of_pocket_usd, 4),
+        steps_before=est.steps_before, compute=est.compute, one_time_usd=round(est.one_time_usd, 4), out_of_pocket_usd=round(est.out_of_pocket_usd, 4),
         monthly_usd=round(est.monthly_usd, 2), serving=est.serving, prompt_tokens=est.prompt_tokens,
         payback_months=est.payback_months, reasons=reasons, assumptions=est.assumptions,
     )
@@ -191,14 +191,17 @@ def _ties(feasible: list[Option]) -> list[str]:
 
 
 def _benefit(name: OptionName, answers: Answers, sit: Situation) -> BenefitEstimate:
-    """The option's benefit prior; provider-side tuning is supervised fine-tuning of the same examples (LoRA's)."""
-    prior = estimate_benefit("lora" if name == "provider_tuning" else name, answers.goal, sit.n_examples,
+    """The option's benefit prior; provider-side tuning and distillation are supervised fine-tuning (LoRA's)."""
+    sft = name in ("provider_tuning", "distillation")
+    prior = estimate_benefit("lora" if sft else name, answers.goal, sit.n_examples,
                              sit.n_preference_pairs, answers.data_quality == "clean" or answers.usable_fraction
                              is not None, corpus_in_context(sit))
-    if name != "provider_tuning":
+    if not sft:
         return prior
-    return prior.model_copy(update={"assumptions": [
-        *prior.assumptions, "provider-side tuning: LoRA's prior (supervised fine-tuning on the same examples)"]})
+    how = ("provider-side tuning: LoRA's prior (supervised fine-tuning on the same examples)" if name ==
+           "provider_tuning" else "distillation: LoRA's prior (the student's supervised fine-tuning on the "
+           "teacher's answers to the same prompts)")
+    return prior.model_copy(update={"assumptions": [*prior.assumptions, how]})
 
 
 def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset(),

@@ -144,6 +144,17 @@ class ProviderFacts(Model):
     meets_minimum: bool = Field(description="There are at least the service's minimum number of examples")
 
 
+class DistillFacts(Model):
+    has_teacher: bool = Field(description="A teacher is named (teacher_model, or the API model that does the task)")
+    teacher_does_task: bool = Field(description="The teacher already does the task at the target quality")
+    teacher_api: bool = Field(description="The teacher is a hosted API model (its prompts leave for the provider)")
+    teacher_usd: float = Field(description="The teacher answering the examples' prompts, USD; 0: not costed")
+    requests_per_month: float = Field(description="The stated volume per month (requests_per_day × 30)")
+    break_even_requests_per_month: float = Field(
+        description="Volume per month from which serving the student instead of the teacher repays distillation "
+        "within 12 months (inf: never or not costed)")
+
+
 class BudgetFacts(Model):
     usd: float = Field(description="One-time budget for training and set-up, USD")
 
@@ -192,6 +203,7 @@ class FactSheet(Model):
     task: TaskFacts
     alignment: AlignmentFacts
     provider: ProviderFacts
+    distill: DistillFacts
     prompting: OptionFacts
     prompting_few_shot: OptionFacts
     rag: OptionFacts
@@ -202,6 +214,7 @@ class FactSheet(Model):
     ia3: OptionFacts
     prompt_tuning: OptionFacts
     provider_tuning: OptionFacts
+    distillation: OptionFacts
 
 
 def _option_facts(est: OptionEstimate, benefit: BenefitEstimate) -> OptionFacts:
@@ -272,8 +285,24 @@ def fact_sheet(
         task=TaskFacts(type=a.task_type, n_tasks=a.n_tasks),
         alignment=AlignmentFacts(keep=a.keep_alignment),
         provider=_provider_facts(sit, estimates["provider_tuning"]),
+        distill=_distill_facts(sit, estimates["distillation"]),
         **options,
     )
+
+
+def _distill_facts(sit: Situation, est: OptionEstimate) -> DistillFacts:
+    """The teacher and the break-even volume of the distillation estimate."""
+    from advisor.core.estimate.serving import DAYS_PER_MONTH
+
+    a = sit.answers
+    pred = est.steps_before[0].prediction if est.steps_before else None
+    even = pred.break_even_requests_per_month if pred else None
+    return DistillFacts(
+        has_teacher=pred is not None, teacher_does_task=pred is not None and a.teacher_does_task,
+        teacher_api=pred is not None and pred.teacher_kind == "api",
+        teacher_usd=round(pred.teacher_usd or 0.0, 2) if pred else 0.0,
+        requests_per_month=a.requests_per_day * DAYS_PER_MONTH,
+        break_even_requests_per_month=math.inf if even is None else round(even, 1))
 
 
 def _qlora_16bit_share(sit: Situation) -> float:

@@ -33,6 +33,7 @@ from advisor.core.models import (
     PROVIDER_EXECUTED,
     ApiPriceSpec,
     ComputeEstimate,
+    DistillStep,
     EstimateSpec,
     GpuSpec,
     MemoryEstimate,
@@ -116,6 +117,7 @@ class OptionEstimate:
     fits: bool | None = None
     peak_share: float = 0.0
     step: TrainStep | RagStep | PromptStep | None = None
+    steps_before: list[DistillStep] = field(default_factory=list)  # distillation: the teacher's answers
     compute: ComputeEstimate | None = None
     payback_months: float | None = None
     latency_ms: float = 0.0  # self-hosted: prefill + decode of one request at full batch; 0: not estimated
@@ -177,6 +179,12 @@ def monthly_at(sit: Situation, option: OptionName, requests_per_day: float, gpu:
             return ServingEstimate(kind="api", monthly_usd=0.0, input_tokens_per_day=0, output_tokens_per_day=0,
                                    assumptions=["no provider-side tuning of this model in the catalog: not priced"])
         return estimate_api_monthly(_tuned_api(service), requests_per_day, prompt, sit.answers.output_tokens)
+    if option == "distillation":  # the student, self-hosted in the teacher's place
+        from advisor.core.recommend.distillation import student_of
+
+        est = estimate_self_hosted_monthly(student_of(sit)[0], gpu, requests_per_day, prompt,
+                                           sit.answers.output_tokens)
+        return _on_owned(sit, est, gpu) if sit.owned_gpu is not None and gpu.name == sit.owned_gpu.name else est
     if sit.api is not None and option not in TRAINED:
         cached = _cached_prefix(sit, option)
         limits = api_limits(sit.api.name)
@@ -483,6 +491,12 @@ def estimate_options(sit: Situation) -> dict[OptionName, OptionEstimate]:
             estimates[option] = _estimate_training(sit, option)
         elif option == "provider_tuning":
             estimates[option] = _estimate_provider(sit)
+        elif option == "distillation":
+            from advisor.core.recommend.distillation import estimate_distillation
+
+            estimates[option] = estimate_distillation(sit, gpu_for_serving, _estimate_training,
+                                                      prompt_tokens_of(sit, option),
+                                                      sit.answers.examples_path or PLACEHOLDER_EXAMPLES)
         else:
             estimates[option] = _estimate_inference(sit, option, gpu_for_serving)
         est = estimates[option]
