@@ -63,7 +63,9 @@ class SentenceTransformerEmbedder:
             if importlib.util.find_spec(module) is None:
                 raise MissingExtraError("rag", module)
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging
 
+        logging.disable_progress_bar()  # the per-load "Loading weights" bar; the embedding progress is ours
         self.model_id = model_id
         try:
             # No code from a model repository runs, and transformers never asks `[y/N]` on the terminal.

@@ -31,6 +31,7 @@ class LocalTeacher:
         from backends.common.hub import load_tokenizer, unreachable
 
         logging.set_verbosity_error()
+        logging.disable_progress_bar()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
         self.tokenizer = load_tokenizer(model)

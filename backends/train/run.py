@@ -224,6 +224,7 @@ def _quiet_libraries() -> None:
 
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # per-load "Loading weights" bars of a fraction of a second
 
 
 def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
