@@ -151,8 +151,8 @@ def test_data_paths_become_absolute_when_the_file_goes_elsewhere(fake_terminal, 
     (tmp_path / "kb" / "a.md").write_text("# A\nfacts\n")
     (tmp_path / "out").mkdir()
     knowledge = (["space", "enter"], "", "", "", "", "kb", "", "", "", "", "", "", "", "", "", "", "", "", "",
-                 "", "", "", "", "", "", "", "")  # languages, task type, tried, alignment, tasks, residency,
-    # deployment, teacher
+                 "", "", "", "", "", "", "", "", "")  # languages, task type, tried, alignment, tasks, residency,
+    # deployment, teacher, domain the base lacks
     result = fake_terminal(keys_of(*knowledge, "", ""), "-o", "out/answers.yaml")
     assert result.exit_code == 0, result.output
     written = yaml.safe_load((tmp_path / "out" / "answers.yaml").read_text())
@@ -406,7 +406,8 @@ def _drive(tmux: _Tmux) -> None:
                            ("p95 latency", ""), ("today's prompt", ""), ("typical answer", ""),
                            ("Which languages", "en, de"), ("What kind of output", ""), ("already tried", ""),
                            ("Where do the examples", ""), ("survives filtering", "0.8"), ("refusals", ""),
-                           ("separate tasks", ""), ("data residency", ""), ("Where will the model run", ""), ("Write the plan", "y")):
+                           ("separate tasks", ""), ("data residency", ""), ("Where will the model run", ""), ("distil into", ""),
+                           ("Write the plan", "y")):
         tmux.wait_for(question)
         tmux.type(text) if text else tmux("send-keys", "Enter")
     if tmux.wait_for("Run it now?", "exit=") != "exit=":  # once `advisor run` exists, it is offered: decline

@@ -31,7 +31,7 @@ def test_recommend_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["recommendation"]["primary"] == "lora" and data["recommendation"]["stack"] == ["lora", "rag"]
-    assert len(data["options"]) == 11  # every OptionName, distillation included
+    assert len(data["options"]) == 12  # every OptionName, distillation and continued pretraining included
     for option in data["options"]:
         assert {"feasible", "score", "benefit", "memory", "one_time_usd", "monthly_usd", "reasons"} <= set(option)
         assert all({"rule_id", "rationale", "source"} <= set(r) for r in option["reasons"])

@@ -221,6 +221,11 @@ QUESTIONS: tuple[Question, ...] = (
              "small student is trained on its answers"),
     Question("teacher_does_task", "Does that model do the task at the quality you need?", "choice", YES_NO,
              default=False, applies=lambda v: bool(v.get("teacher_model"))),
+    Question("base_lacks_domain", "Is the documents' domain or language one the base model barely knows?", "choice",
+             YES_NO, default=False,
+             applies=lambda v: _has_weights(v) and bool(v.get("corpus_path") or v.get("n_documents")),
+             help="With 10^8+ tokens of such text (and the budget), continued pretraining on it before "
+             "fine-tuning becomes a candidate"),
 )
 
 

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # Steps run in this order: supervised training, preference training on top, the index, then prompting.
-STEP_ORDER = ("full", "lora", "qlora", "ia3", "prompt_tuning", "dpo", "distillation", "rag", "prompting_few_shot", "prompting")
+STEP_ORDER = ("continued_pretraining", "full", "lora", "qlora", "ia3", "prompt_tuning", "dpo", "distillation", "rag", "prompting_few_shot", "prompting")
 ADAPTER_METHODS = ("lora", "qlora")  # SFT steps whose adapter a later DPO step starts from
 # Vector width of the default embedding model (all-MiniLM-L6-v2: 384), for the index-size prediction.
 DEFAULT_EMBEDDING_DIM = 384
@@ -110,7 +110,9 @@ def build_plan(rec: Recommendation, answers: Answers) -> Plan:
         raise AdvisorError(f"`{handed_off[0]}` is carried out by the provider: the plan has no step to run",
                            how or "see `advisor recommend`")
     # Soft prompts have no form vLLM/SGLang load (and nothing to merge): no serve step for them alone.
-    trained = [(i, s) for i, s in enumerate(steps) if s.kind == "train" and s.method not in SOFT_PROMPT_METHODS]
+    # A continued-pretraining step is not served: the SFT step after it (`base_model: continued`) is.
+    trained = [(i, s) for i, s in enumerate(steps) if s.kind == "train" and s.method not in SOFT_PROMPT_METHODS
+               and s.objective != "causal_lm"]
     if trained:
         steps = serve_trained(steps, trained, rec, answers)
     return Plan(name=slug(answers.task), rules_version=rec.rules_version, steps=steps)
@@ -132,7 +134,12 @@ def serve_trained(steps: list, trained: list, rec: Recommendation, answers: Answ
     serve = ServeStep()
     prompt_tokens = min((rec.option(name).prompt_tokens for name in rec.stack if name in ADAPTER_METHODS + ("full", "dpo", "distillation")),
                         default=0)
-    prediction = predict_serving(serve, [s for _, s in trained], requests_per_day=answers.requests_per_day,
+    from advisor.core.models import CONTINUED
+
+    pretrained = next((s.base_model for s in steps if s.kind == "train" and s.objective == "causal_lm"), None)
+    served = [s.model_copy(update={"base_model": pretrained}) if s.base_model == CONTINUED and pretrained else s
+              for _, s in trained]  # sized as the base continued pretraining started from
+    prediction = predict_serving(serve, served, requests_per_day=answers.requests_per_day,
                                  prompt_tokens=prompt_tokens, output_tokens=answers.output_tokens)
     return [*steps, serve.model_copy(update={"prediction": prediction})]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from advisor.core.models import ServedModel, ServeStep, TrainStep
+from advisor.core.models import CONTINUED, ServedModel, ServeStep, TrainStep
 from backends.base import Backend, Problem, RunContext
 from backends.serve.export import CONVERTER
 from backends.serve.report import report_step
@@ -69,6 +69,8 @@ def _link(step: ServeStep, earlier: list, *, for_check: bool = False) -> ServeSt
     models: list[ServedModel] = []
     taken: set[str] = set()
     trained = [(i, s, folder) for i, (s, folder) in enumerate(earlier, start=1) if isinstance(s, TrainStep)]
+    if any(s.base_model == CONTINUED for _, s, _ in trained):  # the SFT step on top is served, not the stage under it
+        trained = [(i, s, folder) for i, s, folder in trained if s.objective != "causal_lm"]
     for n, (i, other, folder) in enumerate(trained):
         result_file = Path(folder) / "result.json"
         if not result_file.is_file():

@@ -82,13 +82,22 @@ def _run(step: TrainStep, ctx: RunContext) -> TrainResult:
 # A demonstration run shows the pipeline end to end in minutes on a CPU; more steps of a random tiny model
 # would only cost time (the report says the model and the cap were substituted).
 DEMO_MAX_STEPS = 60
+# Continued pretraining in a demo: short blocks, so a small corpus still holds enough of them to hold some out.
+DEMO_BLOCK_TOKENS = 64
+DEMO_EVAL_FRACTION = 0.15
 
 
 def _demo(step: TrainStep) -> tuple[TrainStep, str | None]:
+    from advisor.core.models import CONTINUED
     from backends.common.tiny import DEMO_MODELS, TINY_DEMO, TINY_DEMO_SMALL
 
     if step.base_model in DEMO_MODELS:
         return step, None
+    if step.base_model == CONTINUED:  # the demo model the continued-pretraining step trained: only the cap
+        if step.max_steps and step.max_steps <= DEMO_MAX_STEPS and step.grad_accum == 1:
+            return step, None
+        cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
+        return step.model_copy(update={"max_steps": cap, "grad_accum": 1}), f"at most {cap} optimizer steps"
     demo = TINY_DEMO_SMALL if step.data_from == "distill" else TINY_DEMO  # a distilled student: smaller than its teacher
     cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
     note = f"`{step.base_model}` → `{demo}`, at most {cap} optimizer steps"
@@ -96,6 +105,9 @@ def _demo(step: TrainStep) -> tuple[TrainStep, str | None]:
     if step.grad_accum > 1:  # each optimizer step of the demo is one micro-batch: a quarter of the time at 4
         update["grad_accum"] = 1
         note += f" of one micro-batch (not {step.grad_accum})"
+    if step.objective == "causal_lm" and step.seq_len > DEMO_BLOCK_TOKENS:  # a demo corpus packs into few long blocks
+        update.update(seq_len=DEMO_BLOCK_TOKENS, eval_fraction=max(step.eval_fraction, DEMO_EVAL_FRACTION))
+        note += f", blocks of {DEMO_BLOCK_TOKENS} tokens (not {step.seq_len})"
     return step.model_copy(update=update), note
 
 
@@ -108,6 +120,7 @@ def _link(step: TrainStep, earlier: list, *, for_check: bool = False) -> TrainSt
     from pathlib import Path
 
     step = _distilled_data(step, earlier, for_check=for_check)
+    step = _continued_base(step, earlier, for_check=for_check)
     if not step.init_adapter:
         return _shared_demo_base(step, earlier)
     if Path(step.init_adapter).exists():
@@ -119,6 +132,36 @@ def _link(step: TrainStep, earlier: list, *, for_check: bool = False) -> TrainSt
                 return step.model_copy(update={"init_adapter": None})
             return step.model_copy(update={"init_adapter": str(adapter)})
     return step
+
+
+def _continued_base(step: TrainStep, earlier: list, *, for_check: bool) -> TrainStep:
+    """`base_model: continued`: the model the latest continued-pretraining step wrote (LoRA: its merged model).
+
+    With `for_check`, a model not written yet leaves the step on that step's own base, so it can be checked.
+    """
+    from advisor.core.errors import AdvisorError
+    from advisor.core.models import CONTINUED
+
+    if step.base_model != CONTINUED:
+        return step
+    for other, folder in reversed(earlier):
+        if isinstance(other, TrainStep) and other.objective == "causal_lm":
+            if other.method != "full" and not other.merge:
+                raise AdvisorError(f"base_model: continued, but the continued-pretraining step trains {other.method} "
+                                   "without `merge: true`", "set `merge: true` on it, so this step starts from the "
+                                   "merged model")
+            model = folder / (other.output_dir if other.method == "full" else "merged")
+            if not (model / "config.json").is_file():
+                if for_check:
+                    base = other.base_model
+                    if base in ("tiny-demo", "tiny-demo-small") and (folder / "base-model").is_dir():
+                        base = str(folder / "base-model")
+                    return step.model_copy(update={"base_model": base})
+                raise AdvisorError(f"base_model: continued, but `{model}` holds no model yet",
+                                   "run the continued-pretraining step first")
+            return step.model_copy(update={"base_model": str(model)})
+    raise AdvisorError("base_model: continued, but no `objective: causal_lm` step comes before this one",
+                       "add a continued-pretraining step before it, or name the base model")
 
 
 def _distilled_data(step: TrainStep, earlier: list, *, for_check: bool) -> TrainStep:

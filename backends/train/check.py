@@ -214,6 +214,8 @@ def check(step: TrainStep, run_dir: Path) -> TrainCheck:
     Raises:
         AdvisorError: input the run cannot even start from (missing files, bad lines, unknown model).
     """
+    if step.objective == "causal_lm":
+        return _check_corpus(step, run_dir)
     examples = load_examples(Path(step.data_path), for_preference=step.method == "dpo")
     train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
     device = probe_device()
@@ -270,6 +272,43 @@ def check(step: TrainStep, run_dir: Path) -> TrainCheck:
         precision_reason=precision_reason, n_params=n_params, n_trainable_params=n_trainable, predicted=predicted,
         predicted_eval=predicted_eval, prediction_note=note, disk_free_bytes=disk_free,
         disk_needed_bytes=disk_needed, resume_checkpoint=str(checkpoint) if checkpoint else None, audit=audit,
+    )
+
+
+def _check_corpus(step: TrainStep, run_dir: Path):
+    """The dry run of a continued-pretraining step: corpus, packing, memory and disk (no weights loaded)."""
+    from backends.common.tiny import DEMO_MODELS, build_tokenizer, tiny_config
+    from backends.train.model import load_tokenizer, read_hf_config, resolve_base_model
+    from backends.train.pretrain import CORPUS_FORMAT, corpus_records, load_corpus, pack_corpus, split_blocks
+
+    texts = load_corpus(step.data_path)
+    if step.base_model in DEMO_MODELS and not (run_dir / "base-model" / "config.json").is_file():
+        tokenizer = build_tokenizer(corpus_records(texts))
+        base, hf_config = step.base_model, tiny_config(tokenizer, step.base_model).to_dict()
+    else:
+        base = resolve_base_model(step.base_model, run_dir, None, seed=step.seed)
+        tokenizer, hf_config = load_tokenizer(base), read_hf_config(base)
+    packed = pack_corpus(texts, tokenizer, step.seq_len)
+    train, held = split_blocks(packed.blocks, step.eval_fraction, step.seed)
+    device = probe_device()
+    precision, precision_reason = choose_precision(step.precision, device)
+    predicted, note = predict_memory(step, hf_config, base, precision, seq_len=step.seq_len, device=device.kind)
+    n_params, n_trainable = count_params(hf_config, step)
+    findings = [Finding(level="ok", topic="corpus", message=f"{packed.n_documents} documents, {packed.n_tokens} "
+                        f"tokens with EOS → {len(packed.blocks)} blocks of {step.seq_len} ({len(train)} train, "
+                        f"{len(held)} held out; {packed.n_dropped_tokens} tail tokens dropped)")]
+    disk_needed, disk_free = _disk_needed_bytes(step, n_params, n_trainable, precision), _free_bytes(run_dir)
+    if disk_needed > disk_free:
+        findings.append(Finding(level="error", topic="disk", message=f"needs {disk_needed / 2**30:.1f} GiB; "
+                                f"{disk_free / 2**30:.1f} GiB free", hint="free disk space or choose another `--out`"))
+    checkpoint = last_checkpoint(run_dir / step.output_dir)
+    return TrainCheck(
+        findings=findings, data_format=CORPUS_FORMAT, n_train_examples=len(train), n_eval_examples=len(held),
+        base_model=base, sample_text=tokenizer.decode(train[0][:64]), eos_token=tokenizer.eos_token,
+        lengths=length_stats([len(b) for b in packed.blocks], step.seq_len), device=device, precision=precision,
+        precision_reason=precision_reason, n_params=n_params, n_trainable_params=n_trainable, predicted=predicted,
+        predicted_eval=None, prediction_note=note, disk_free_bytes=disk_free, disk_needed_bytes=disk_needed,
+        resume_checkpoint=str(checkpoint) if checkpoint else None,
     )
 
 

@@ -184,7 +184,11 @@ def _launch(step: TrainStep, run_dir: Path, processes: int, *, resume: bool) -> 
 
     device = probe_device()
     precision, _ = choose_precision(step.precision, device)
-    if step.method != "dpo" or not step.init_adapter:  # built once here, not by every process at once
+    if step.objective == "causal_lm":
+        from backends.train.pretrain import corpus_records, load_corpus
+
+        resolve_base_model(step.base_model, run_dir, corpus_records(load_corpus(step.data_path)), seed=step.seed)
+    elif step.method != "dpo" or not step.init_adapter:  # built once here, not by every process at once
         examples = load_examples(Path(step.data_path), for_preference=step.method == "dpo")
         resolve_base_model(step.base_model, run_dir, training_split(step, examples)[0], seed=step.seed)
     config = write_accelerate_config(step, precision, run_dir, num_processes=processes)
@@ -242,6 +246,14 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
     from backends.train.tokens import example_lengths
 
     _quiet_libraries()
+    if step.objective == "causal_lm":  # continued pretraining on a folder of documents
+        from backends.train.pretrain import pretrain_here
+
+        result = pretrain_here(step, run_dir, resume=resume, merged_dir=MERGED_DIR,
+                               artifacts={"model": step.output_dir, "plan": PLAN_FILE, "versions": VERSIONS_FILE})
+        if result.model_fields_set:  # the main process (the others return an empty result)
+            _write_result(result, run_dir)
+        return result
     examples = load_examples(Path(step.data_path), for_preference=step.method == "dpo")
     train, evaluation, replay = training_split(step, examples)
     device = probe_device()

@@ -23,11 +23,13 @@ __all__ = ["recommendation_html", "recommendation_json", "recommendation_markdow
 
 LABELS = {"prompting": "Prompting", "prompting_few_shot": "Few-shot prompting", "rag": "RAG", "lora": "LoRA",
           "qlora": "QLoRA", "full": "Full fine-tuning", "dpo": "DPO", "ia3": "IA3", "prompt_tuning": "Prompt tuning",
-          "provider_tuning": "Provider tuning", "distillation": "Distillation"}
+          "provider_tuning": "Provider tuning", "distillation": "Distillation",
+          "continued_pretraining": "Continued pretraining + SFT"}
 TABLE_VOLUMES = 6  # columns of the cost-against-volume table
 COLORS = {"prompting": "#7f8c8d", "prompting_few_shot": "#8e44ad", "rag": "#2980b9", "lora": "#27ae60",
           "qlora": "#16a085", "full": "#c0392b", "dpo": "#d35400", "ia3": "#2c3e50", "prompt_tuning": "#b7950b",
-          "provider_tuning": "#6c3483", "distillation": "#117a65"}
+          "provider_tuning": "#6c3483", "distillation": "#117a65",
+          "continued_pretraining": "#784212"}
 PART_COLORS = ("#2c3e50", "#a0522d", "#e67e22", "#f1c40f", "#3498db", "#9b59b6", "#1abc9c", "#95a5a6", "#e74c3c",
                "#bdc3c7")
 

@@ -209,6 +209,10 @@ class Answers(Model):
     teacher_does_task: bool = Field(
         False, description="The teacher (teacher_model, else api_model) already does the task at the target quality"
     )
+    base_lacks_domain: bool = Field(
+        False, description="The documents' domain or language is one the base model barely saw in pretraining "
+        "(continued pretraining on them is then a candidate, given 10^8+ corpus tokens and the budget)",
+    )
 
     @field_validator("languages")
     @classmethod

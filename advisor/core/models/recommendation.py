@@ -18,7 +18,7 @@ __all__ = [
 
 
 OptionName = Literal["prompting", "prompting_few_shot", "rag", "lora", "qlora", "full", "dpo", "ia3", "prompt_tuning",
-                     "provider_tuning", "distillation"]
+                     "provider_tuning", "distillation", "continued_pretraining"]
 # Options the provider carries out on its own servers: priced and ranked, never a step of the plan.
 PROVIDER_EXECUTED: tuple[OptionName, ...] = ("provider_tuning",)
 
@@ -55,8 +55,9 @@ class Option(Model):
     step: Annotated[TrainStep | RagStep | PromptStep, Field(discriminator="kind")] | None = Field(
         None, description="The job as the plan will run it, with the prediction made for it; None: nothing to run"
     )
-    steps_before: list[DistillStep] = Field(
-        default_factory=list, description="Steps the plan runs before `step` (distillation: the teacher's answers)"
+    steps_before: list[Annotated[DistillStep | TrainStep, Field(discriminator="kind")]] = Field(
+        default_factory=list, description="Steps the plan runs before `step` (distillation: the teacher's answers; "
+        "continued pretraining: the step on the documents)"
     )
     compute: ComputeEstimate | None = Field(None, description="Training FLOPs, hours and cost")
     one_time_usd: float = Field(ge=0, description="Set-up cost: training compute, or embedding the corpus")

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from advisor.core.models.base import Model, Precision
 
 __all__ = [
+    "CONTINUED",
     "DistillPrediction",
     "DistillStep",
     "PATH_ROLE",
@@ -34,6 +35,8 @@ __all__ = [
 PATH_ROLE = "path_role"  # key in a field's json_schema_extra: "input" | "model" | "output"
 # Methods that learn virtual tokens (PEFT prompt learning): nothing to merge into the base weights.
 SOFT_PROMPT_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
+# `base_model` of a step after continued pretraining: the model the latest `objective: causal_lm` step wrote.
+CONTINUED = "continued"
 INPUT = {PATH_ROLE: "input"}
 MODEL = {PATH_ROLE: "model"}
 OUTPUT = {PATH_ROLE: "output"}
@@ -218,12 +221,19 @@ class TrainStep(Model):
         "per-layer key/value prefixes) over a frozen base, ia3 learns one scaling vector per targeted module"
     )
     base_model: str = Field(
-        description="Hugging Face id or local path; `tiny-demo` builds the offline demonstration model",
+        description="Hugging Face id or local path; `tiny-demo` builds the offline demonstration model; `continued`: "
+        "the model the latest `objective: causal_lm` step before this one wrote (a LoRA one: its merged model)",
         json_schema_extra=MODEL,
     )
     data_path: str = Field(
-        description="JSON Lines file: instruction/output, chat messages, prompt/completion, or DPO pairs",
+        description="JSON Lines file: instruction/output, chat messages, prompt/completion, or DPO pairs; with "
+        "`objective: causal_lm`, a folder of raw documents (the RAG loaders' formats: txt, md, html, pdf, csv, ...)",
         json_schema_extra=INPUT,
+    )
+    objective: Literal["sft", "causal_lm"] = Field(
+        "sft", description="`sft`: supervised examples (loss on the answers); `causal_lm`: continued pretraining on "
+        "the documents of `data_path`, concatenated with EOS between documents and packed into `seq_len` blocks, "
+        "every token a label; `eval_fraction` of the blocks is held out for loss and perplexity before vs after",
     )
     output_dir: str = Field(
         "model", description="Where checkpoints and the adapter go, inside the step's folder", json_schema_extra=OUTPUT
@@ -303,6 +313,12 @@ class TrainStep(Model):
         if self.method == "dpo" and (self.replay_fraction > 0 or self.replay_path):
             raise ValueError("replay mixes instruction examples into supervised training; a DPO step trains on "
                              "preference pairs (set replay on the SFT step before it)")
+        if self.objective == "causal_lm" and (self.method not in ("full", "lora", "qlora") or self.data_from
+                                              or self.replay_fraction > 0 or self.init_adapter):
+            raise ValueError("objective causal_lm trains full, lora or qlora on raw text (no distill data, replay or "
+                             "init_adapter); put the instruction stage in a later step with `base_model: continued`")
+        if self.base_model == CONTINUED and self.objective == "causal_lm":
+            raise ValueError("base_model `continued` names an earlier continued-pretraining step; this step is one")
         if self.replay_path and self.replay_fraction == 0:
             raise ValueError("replay_path is set but replay_fraction is 0: give the share to mix in (e.g. 0.1)")
         return self

@@ -192,15 +192,17 @@ def _ties(feasible: list[Option]) -> list[str]:
 
 def _benefit(name: OptionName, answers: Answers, sit: Situation) -> BenefitEstimate:
     """The option's benefit prior; provider-side tuning and distillation are supervised fine-tuning (LoRA's)."""
-    sft = name in ("provider_tuning", "distillation")
+    sft = name in ("provider_tuning", "distillation", "continued_pretraining")
     prior = estimate_benefit("lora" if sft else name, answers.goal, sit.n_examples,
                              sit.n_preference_pairs, answers.data_quality == "clean" or answers.usable_fraction
                              is not None, corpus_in_context(sit))
     if not sft:
         return prior
-    how = ("provider-side tuning: LoRA's prior (supervised fine-tuning on the same examples)" if name ==
-           "provider_tuning" else "distillation: LoRA's prior (the student's supervised fine-tuning on the "
-           "teacher's answers to the same prompts)")
+    how = {"provider_tuning": "provider-side tuning: LoRA's prior (supervised fine-tuning on the same examples)",
+           "distillation": "distillation: LoRA's prior (the student's supervised fine-tuning on the teacher's "
+           "answers to the same prompts)",
+           "continued_pretraining": "continued pretraining: LoRA's prior for its SFT stage (what the domain text "
+           "adds is the rules' judgement, not a measured prior)"}[name]
     return prior.model_copy(update={"assumptions": [*prior.assumptions, how]})
 
 

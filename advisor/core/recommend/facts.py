@@ -155,6 +155,12 @@ class DistillFacts(Model):
         "within 12 months (inf: never or not costed)")
 
 
+class CptFacts(Model):
+    base_lacks_domain: bool = Field(description="The documents' domain or language is one the base barely saw")
+    corpus_tokens: int = Field(description="Tokens of the documents (measured, else stated, else estimated)")
+    usd: float = Field(description="The continued-pretraining step alone on the SFT path's GPU, USD; 0: not costed")
+
+
 class BudgetFacts(Model):
     usd: float = Field(description="One-time budget for training and set-up, USD")
 
@@ -204,6 +210,7 @@ class FactSheet(Model):
     alignment: AlignmentFacts
     provider: ProviderFacts
     distill: DistillFacts
+    cpt: CptFacts
     prompting: OptionFacts
     prompting_few_shot: OptionFacts
     rag: OptionFacts
@@ -215,6 +222,7 @@ class FactSheet(Model):
     prompt_tuning: OptionFacts
     provider_tuning: OptionFacts
     distillation: OptionFacts
+    continued_pretraining: OptionFacts
 
 
 def _option_facts(est: OptionEstimate, benefit: BenefitEstimate) -> OptionFacts:
@@ -286,8 +294,16 @@ def fact_sheet(
         alignment=AlignmentFacts(keep=a.keep_alignment),
         provider=_provider_facts(sit, estimates["provider_tuning"]),
         distill=_distill_facts(sit, estimates["distillation"]),
+        cpt=_cpt_facts(sit, estimates["continued_pretraining"]),
         **options,
     )
+
+
+def _cpt_facts(sit: Situation, est: OptionEstimate) -> CptFacts:
+    """The domain gap and the corpus size continued pretraining would train on."""
+    pred = est.steps_before[0].prediction if est.steps_before else None
+    return CptFacts(base_lacks_domain=sit.answers.base_lacks_domain, corpus_tokens=sit.corpus_tokens,
+                    usd=round(pred.usd or 0.0, 2) if pred else 0.0)
 
 
 def _distill_facts(sit: Situation, est: OptionEstimate) -> DistillFacts:

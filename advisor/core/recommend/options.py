@@ -117,7 +117,8 @@ class OptionEstimate:
     fits: bool | None = None
     peak_share: float = 0.0
     step: TrainStep | RagStep | PromptStep | None = None
-    steps_before: list[DistillStep] = field(default_factory=list)  # distillation: the teacher's answers
+    # distillation: the teacher's answers; continued pretraining: the step on the documents
+    steps_before: list[DistillStep | TrainStep] = field(default_factory=list)
     compute: ComputeEstimate | None = None
     payback_months: float | None = None
     latency_ms: float = 0.0  # self-hosted: prefill + decode of one request at full batch; 0: not estimated
@@ -143,6 +144,7 @@ def corpus_in_context(sit: Situation) -> bool:
 
 def prompt_tokens_of(sit: Situation, option: OptionName) -> int:
     """Tokens each request carries on this path."""
+    option = "lora" if option == "continued_pretraining" else option  # served as the LoRA path's model
     base = sit.prompt_tokens
     if option in ("prompting", "prompting_few_shot") and "knowledge" in sit.answers.goal and corpus_in_context(sit):
         base += sit.corpus_tokens
@@ -173,6 +175,7 @@ def monthly_at(sit: Situation, option: OptionName, requests_per_day: float, gpu:
     `prompt_tokens` overrides the option's own prompt length (to price a longer or shorter prompt).
     """
     prompt = prompt_tokens_of(sit, option) if prompt_tokens is None else prompt_tokens
+    option = "lora" if option == "continued_pretraining" else option  # served as the LoRA path's model
     if option == "provider_tuning":
         service = provider_service(sit)
         if service is None:
@@ -491,6 +494,10 @@ def estimate_options(sit: Situation) -> dict[OptionName, OptionEstimate]:
             estimates[option] = _estimate_training(sit, option)
         elif option == "provider_tuning":
             estimates[option] = _estimate_provider(sit)
+        elif option == "continued_pretraining":
+            from advisor.core.recommend.continued import estimate_continued_pretraining
+
+            estimates[option] = estimate_continued_pretraining(sit, _estimate_training)
         elif option == "distillation":
             from advisor.core.recommend.distillation import estimate_distillation
 
