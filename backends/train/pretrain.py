@@ -210,10 +210,7 @@ def pretrain_here(step: TrainStep, run_dir: Path, *, resume: bool, artifacts: di
     is_demo = is_demo_model(base)
     if is_demo and Path(base).parent == run_dir:
         artifacts["base_model"] = Path(base).name
-    failure = None
-    if merge is not None and not merge.is_match:
-        failure = (f"merged model's validation loss {merge.merged_eval_loss:.4f} differs from the adapter's "
-                   f"{merge.adapter_eval_loss:.4f} by {merge.relative_difference:.2%}")
+    failure = merge.failure() if merge is not None else None
     note += (f"; corpus: {packed.n_documents} documents, {packed.n_tokens} tokens with EOS, {len(packed.blocks)} "
              f"blocks of {step.seq_len} ({packed.n_dropped_tokens} tail tokens dropped)")
     return TrainResult(

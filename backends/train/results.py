@@ -30,6 +30,13 @@ class MergeCheck(Model):
     tolerance: float = Field(description="Largest relative difference accepted (backends.train.model.MERGE_TOLERANCE)")
     is_match: bool = Field(description="`relative_difference <= tolerance`")
 
+    def failure(self) -> str | None:
+        """Why the merge is refused (the merged model differs from the adapter), or None."""
+        if self.is_match:
+            return None
+        return (f"merged model's validation loss {self.merged_eval_loss:.4f} differs from the adapter's "
+                f"{self.adapter_eval_loss:.4f} by {self.relative_difference:.2%} (tolerance {self.tolerance:.2%})")
+
 
 class MemoryComparison(Model):
     """Measured peak memory beside the estimator's prediction for the same settings."""

@@ -309,10 +309,7 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
     is_demo = is_demo_model(base)
     if is_demo and Path(base).parent == run_dir:
         artifacts["base_model"] = Path(base).name
-    failure = None
-    if merge is not None and not merge.is_match:
-        failure = (f"merged model's validation loss {merge.merged_eval_loss:.4f} differs from the adapter's "
-                   f"{merge.adapter_eval_loss:.4f} by {merge.relative_difference:.2%} (tolerance {merge.tolerance:.2%})")
+    failure = merge.failure() if merge is not None else None
     result = TrainResult(
         status="failed" if failure else "succeeded", failure=failure, method=step.method, train_method=train_method,
         base_model=step.base_model, base_model_path=base, is_demo_model=is_demo, demo_note=demo_note_of(base) if is_demo else None,
