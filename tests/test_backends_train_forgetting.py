@@ -75,3 +75,22 @@ def test_replay_of_the_general_set_keeps_more_of_the_suite(base: Path, tmp_path:
         return sum(c.n_passed for c in result.verdict.suite.after.categories)
 
     assert passed(replayed) > passed(plain), (replayed.verdict.suite.summary(), plain.verdict.suite.summary())
+
+
+def test_continued_pretraining_on_raw_text_that_erases_the_formats_is_regressed(base: Path, tmp_path: Path) -> None:
+    """Held-out perplexity on the corpus falls, and the verdict is still REGRESSED: the suite caught the loss."""
+    from backends.train import run
+    from backends.train.report import report_step
+
+    corpus = Path(__file__).parents[1] / "examples" / "domain-pretraining" / "corpus"
+    step = TrainStep(base_model=str(base), data_path=str(corpus), objective="causal_lm", method="full", seq_len=64,
+                     batch_size=8, eval_fraction=0.15, grad_ckpt=False, max_steps=40, learning_rate=2e-3)
+    result = run(step, tmp_path / "cpt")
+    verdict = result.verdict
+    assert verdict.nll.high < 0  # the corpus was learnt
+    assert verdict.suite is not None and verdict.suite.is_decisive and verdict.suite.regressed
+    assert verdict.outcome == "REGRESSED", verdict.headline()
+    actions = " ".join(r.action for r in verdict.remedies)
+    assert "general-domain documents" in actions and "LoRA instead" in actions and "instruction-tuning" in actions
+    assert "replay_fraction" not in actions  # refused on causal_lm steps: not offered
+    assert report_step(step, result).headline.startswith("REGRESSED")

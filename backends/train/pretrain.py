@@ -2,7 +2,9 @@
 concatenated with EOS between documents and packed into `seq_len` blocks; every token of a block is a label.
 
 `eval_fraction` of the blocks (chosen with the step's seed) is held out; the verdict compares the per-block loss
-of the base and the trained model on them (paired bootstrap), and the result gives both perplexities.
+of the base and the trained model on them (paired bootstrap), and the result gives both perplexities. The shipped
+regression suite runs on both models too: continued pretraining on raw text is where instruction following and
+general ability are lost, and a held-out perplexity that fell says nothing about that.
 """
 
 from __future__ import annotations
@@ -140,7 +142,31 @@ def _prepare(step: TrainStep, run_dir: Path, *, build: bool):
     return texts, base, tokenizer, packed, train, held
 
 
-def _verdict(before: list[float], after: list[float]):
+# Against forgetting in continued pretraining: replay of general text (Ibrahim et al. 2024, "Simple and Scalable
+# Strategies to Continually Pre-train Large Language Models", arXiv:2403.08763: a few percent of replay, learning
+# rate re-warmed and re-decayed), and LoRA, which forgets less than full training (Biderman et al. 2024, "LoRA
+# Learns Less and Forgets Less", arXiv:2405.09673); instruction tuning afterwards restores the chat behaviour.
+_IBRAHIM = "Ibrahim et al. 2024, arXiv:2403.08763"
+
+
+def _remedies(method: str):
+    from backends.common.verdict import Remedy
+
+    remedies = [
+        Remedy(action="add general-domain documents to the corpus folder (a few percent of the tokens replay what "
+                      "the base knew)", source=_IBRAHIM),
+        Remedy(action="lower the learning rate, with warm-up and decay", source=_IBRAHIM),
+        Remedy(action="follow with an instruction-tuning step (`base_model: continued`), which the plan's SFT step "
+                      "does", source="the seeds: continued pretraining, then SFT"),
+    ]
+    if method == "full":
+        remedies.insert(0, Remedy(action="train LoRA instead (`method: lora`): it forgets less than full training",
+                                  source="Biderman et al. 2024, arXiv:2405.09673"))
+    return remedies
+
+
+def _verdict(before: list[float], after: list[float], suite=None, method: str = "full"):
+    """The held-out block losses decide; a decisive regression-suite fall makes it REGRESSED (with remedies)."""
     from backends.common.verdict import ALPHA, MIN_EXAMPLES, Verdict, paired_bootstrap
 
     nll = paired_bootstrap("nll", before, after)
@@ -153,10 +179,20 @@ def _verdict(before: list[float], after: list[float]):
         outcome, reason = "REGRESSED", f"held-out loss rose: its {1 - ALPHA:.0%} interval lies above 0; {ppl}"
     else:
         outcome, reason = "NO CLEAR CHANGE", f"the held-out loss interval includes 0; {ppl}"
+    reasons, remedies = [reason], []
+    if suite is not None and suite.regressed:
+        fell = ", ".join(suite.regressed)
+        if suite.is_decisive:
+            outcome = "REGRESSED"
+            reasons.append(f"regression suite: {fell} fell by more than the margin")
+            remedies = _remedies(method)
+        else:
+            reasons.append(f"regression suite: {fell} fell, not counted ({suite.note})")
     return Verdict(outcome=outcome, comparison="base vs continued (held-out corpus blocks)", n_examples=len(before),
-                   exact_match=None, token_f1=None, nll=nll, reasons=[reason],
+                   exact_match=None, token_f1=None, nll=nll, suite=suite, reasons=reasons, remedies=remedies,
                    rule="The per-block loss on held-out corpus blocks, paired bootstrap of mean(after − before): "
-                        "IMPROVED when the 95% interval lies below 0, REGRESSED when above, else NO CLEAR CHANGE")
+                        "IMPROVED when the 95% interval lies below 0, REGRESSED when above, else NO CLEAR CHANGE; "
+                        "REGRESSED also when a regression-suite category falls beyond its margin")
 
 
 def pretrain_here(step: TrainStep, run_dir: Path, *, resume: bool, artifacts: dict[str, str], merged_dir: str):
@@ -202,8 +238,16 @@ def pretrain_here(step: TrainStep, run_dir: Path, *, resume: bool, artifacts: di
         artifacts["merged"] = merged_dir
     verdict = None
     if held:
+        import time
+
+        from backends.train.accuracy import suite_before_after
+
         trained = trainer.model  # the model as trained (the PEFT wrapper for adapters)
-        verdict = _verdict(before, block_losses(trained, held, precision))
+        after = block_losses(trained, held, precision)
+        start = time.perf_counter()
+        suite = suite_before_after(base, output_dir, is_demo=is_demo_model(base), labels=("base", "continued"))
+        verdict = _verdict(before, after, suite, step.method).model_copy(
+            update={"wall_seconds": time.perf_counter() - start})
     predicted, note = predict_memory(step, read_hf_config(base), step.base_model, precision, seq_len=step.seq_len,
                                      device=device.kind)
     outcome = predict_measured_step(outcome, step, read_hf_config(base), step.base_model, precision)
