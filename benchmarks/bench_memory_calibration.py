@@ -345,7 +345,8 @@ def _causes(row: dict[str, str], kind: str, method: str, flags: set[str]) -> lis
     if kind == "tt-readme":
         causes.append(("?", "recipe config not stated: torchtune defaults assumed"))
     if method == "qlora" and kind.startswith("lit-"):
-        causes.append(("+", "bnb MatMul4Bit saves every quantized linear's input (not modelled)"))
+        causes.append(("+", "litgpt's Lightning BitsandbytesPrecision also quantizes the LM head, whose input old "
+                            "MatMul4Bit keeps too (the head is counted 16-bit, its input not kept)"))
     if kind in ("tt-docs", "tt-flags") and "packed" not in row["seq_len"]:
         causes.append(("-", "seq = longest-sample proxy; real peak batch may be shorter"))
     if kind == "lit-res" and "FSDP" in row["method"]:
@@ -370,8 +371,6 @@ def _causes(row: dict[str, str], kind: str, method: str, flags: set[str]) -> lis
         causes.append(("-", "fp32 adapters under bf16 autocast save 16-bit copies of their inputs; we count the "
                             "fp32 dropout outputs (measured on CPU: ~16% fewer saved bytes without checkpointing)"))
     if kind == "canifinetune":
-        causes.append(("+", "the bench loop keeps `outputs` (fp32 b·s·V logits) alive through backward "
-                            "(bench/runner.py; after_first_backward still holds one logits copy)"))
         causes.append(("+", "reserved − allocated is 4-26% in their per-run JSON, above our 5%"))
     return causes
 
@@ -397,6 +396,11 @@ def build_case(index: int | str, row: dict[str, str], running_flags: set[str]) -
     catalog, model_note = _model(row, kind)
     model = load_models()[catalog]
     assumptions = [model_note] if model_note else []
+    if kind.startswith("lit-") and model.tie_embeddings:
+        # litgpt's GPT has its own lm_head Linear, never tied (litgpt/model.py); convert_hf_checkpoint copies the
+        # embedding into it when the checkpoint ties them (scripts/convert_hf_checkpoint.py).
+        model = model.model_copy(update={"tie_embeddings": False})
+        assumptions.append("litgpt keeps an untied lm_head (a copy of the tied embedding)")
     flags = _tt_flags(row, running_flags) if kind == "tt-flags" else set()
     unit, metric, unit_note = _unit_and_metric(kind, row)
     assumptions.append(unit_note)
@@ -416,16 +420,35 @@ def build_case(index: int | str, row: dict[str, str], running_flags: set[str]) -
         assumptions += notes
         kwargs.update(lora_rank=_rank(row, kind, catalog), lora_targets=targets, lora_dropout=_lora_dropout(kind))
         if method == "qlora":
-            kwargs["double_quant"] = "double-quant" in row["quant"] or kind not in ("lit-res", "ftune")
+            # litgpt's `bnb.nf4` is Lightning's _NF4Linear, compress_statistics=False (config_hub */qlora.yaml).
+            kwargs["double_quant"] = "double-quant" in row["quant"] or kind not in ("lit-res", "lit-hub", "ftune")
             if kind == "ftune":
                 kwargs["double_quant"] = True  # benchmarks/benchmark.py: bnb_4bit_use_double_quant=True
     stack, knobs, notes = _stack_knobs(kind, method)
     kwargs.update(knobs)
     assumptions += notes
+    if kwargs.get("precision") == "fp32" and kwargs["attention"] == "sdpa" and model.n_kv_heads < model.n_heads:
+        # An all-ones mask is dropped (transformers sdpa_mask's is_causal skip), so transformers passes
+        # enable_gqa=True (integrations/sdpa_attention.py use_gqa_in_sdpa); in fp32 flash is out and the
+        # mem-efficient/cuDNN kernels take no GQA broadcast, so SDPA runs its math backend (pytorch#181528):
+        # q, the repeated k and v and the fp32 softmax are saved, as eager attention saves them.
+        kwargs["attention"] = "eager"
+        assumptions.append("fp32 GQA with enable_gqa=True: SDPA's math backend, counted as eager attention")
+    if method == "qlora" and kind != "canifinetune":  # torchtune quantizes with torchao's NF4, not bitsandbytes
+        version, note = _bnb_version(row, kind) if not kind.startswith("tt-") else (None, "")
+        if version:
+            kwargs["bitsandbytes"] = version
+            assumptions.append(note)
     n_gpus = _n_gpus(row)
     if n_gpus > 1:
         kwargs.update(n_gpus=n_gpus, zero_stage=3)
         assumptions.append(f"FSDP full sharding over {n_gpus} GPUs (zero_stage 3)")
+        if kind.startswith("tt-") and method == "full":
+            # torchtune's full_finetune_distributed shards `custom_sharded_layers` as units of their own, and the
+            # llama3_1/70B_full config of the table's time (Sep 2024) names ['tok_embeddings', 'output']; its
+            # LoRA/QLoRA recipe shards the decoder layers only, so the root keeps embeddings and head gathered.
+            kwargs["shard_root_unit"] = True
+            assumptions.append("torchtune custom_sharded_layers: embeddings and output sharded as their own units")
         if "cpu offload" in row["notes"].lower() or "offload" in row["method"].lower():
             kwargs.update(offload_optimizer=True, offload_params=True)
             assumptions.append("FSDP CPU offload: parameters and optimizer state in CPU memory")
@@ -435,12 +458,33 @@ def build_case(index: int | str, row: dict[str, str], running_flags: set[str]) -
                 assumptions, weak=kind in ("axolotl", "lf-7409"))
 
 
+# litgpt's pyproject.toml pinned bitsandbytes==0.42.0 from 2024-03-15 (#946) to 2024-12-28 (#1893), the span
+# of its config_hub benchmark table (Apr-Sep 2024); rows that state a version say it in their notes.
+LITGPT_2024_BNB = "0.42.0"
+
+
+def _bnb_version(row: dict[str, str], kind: str) -> tuple[str | None, str]:
+    """The bitsandbytes release a QLoRA row ran, from its source/notes or its framework's pin; None: unknown."""
+    found = re.search(r"\b(?:bnb|bitsandbytes) (\d+\.\d+(?:\.\d+)?)\b", row["source"] + " " + row["notes"])
+    if found:
+        return found.group(1), f"bitsandbytes {found.group(1)} (row's notes)"
+    if kind == "lit-hub":
+        return LITGPT_2024_BNB, f"bitsandbytes {LITGPT_2024_BNB} (litgpt pyproject.toml pin, Mar-Dec 2024)"
+    return None, ""
+
+
 def _stack_knobs(kind: str, method: str) -> tuple[str, dict, list[str]]:
     """The stack that produced a row, and the knobs its code sets (only what the framework's code shows)."""
     if kind.startswith("lit-"):
         # litgpt builds the model under fabric's bf16-true precision: the LoRA weights are bf16 too.
-        return "litgpt", {"adapter_dtype": "bf16", "bnb_via_transformers": False}, [
-            "LoRA weights bf16 (litgpt bf16-true precision); litgpt quantizes its own linears"]
+        knobs = {"adapter_dtype": "bf16", "bnb_via_transformers": False}
+        notes = ["LoRA weights bf16 (litgpt bf16-true precision); litgpt quantizes its own linears"]
+        if method == "qlora":
+            # Lightning's BitsandbytesPrecision swaps every nn.Linear for its _Linear4bit, the LM head included
+            # (no ignore_modules from litgpt), quantizing each weight from `.to(dtype=torch.half)`.
+            knobs |= {"bnb_lm_head": True, "bnb_quant_dtype": "fp16"}
+            notes.append("Lightning BitsandbytesPrecision: lm_head 4-bit too, weights quantized from fp16")
+        return "litgpt", knobs, notes
     if kind.startswith("tt-"):
         # torchtune sets the default dtype to bf16 while it builds the model, LoRA layers included.
         return "torchtune", {"adapter_dtype": "bf16", "bnb_via_transformers": False}, [
@@ -449,11 +493,14 @@ def _stack_knobs(kind: str, method: str) -> tuple[str, dict, list[str]]:
         # bench/runner.py: a plain loop, no autocast; QLoRA through prepare_model_for_kbit_training, so every
         # non-4-bit weight and every activation is fp32 (Linear4bit returns its fp32 input's dtype), which is
         # what precision fp32 counts; LoRA on a pure bf16 base. PEFT's fp32 adapters, transformers' full logits.
-        knobs = {"adapter_dtype": "fp32"}
+        # The loop keeps `outputs = model(...)` (its logits) alive through loss.backward() and optimizer.step():
+        # their per-run JSON shows it, allocated after backward − after LoRA attach ≈ b·s·V·4 at 1.5B/2048.
+        knobs = {"adapter_dtype": "fp32", "logits_held": True}
+        held = "; `outputs` (logits) held through backward and the step (bench/runner.py)"
         if method == "qlora":
-            return "canifinetune", {**knobs, "precision": "fp32"}, [
-                "canifinetune bench loop: no autocast, k-bit prep, so fp32 activations (precision fp32)"]
-        return "canifinetune", knobs, ["canifinetune bench loop: pure bf16 base, no autocast"]
+            return "canifinetune", {**knobs, "precision": "fp32", "bitsandbytes": "0.49.2"}, [
+                "canifinetune bench loop: no autocast, k-bit prep, so fp32 activations (precision fp32)" + held]
+        return "canifinetune", knobs, ["canifinetune bench loop: pure bf16 base, no autocast" + held]
     name = STACK_OF.get(kind)
     if name is None:
         return "other", {}, []

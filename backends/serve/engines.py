@@ -3,12 +3,13 @@
 Every adapter on one base goes into one server: vLLM `--enable-lora --lora-modules name=path ...` with
 `--max-lora-rank` the smallest value vLLM accepts above the largest trained rank, SGLang `--lora-paths
 name=path ...`. A whole model (fully trained, or an adapter merged) is served as the model itself.
+`--quantization` and `--kv-cache-dtype` are written only when the serve step sets them.
 """
 
 from __future__ import annotations
 
 from advisor.core.models import ServedModel
-from backends.serve.flags import vllm_lora_rank
+from backends.serve.flags import SGLANG_KV_CACHE_DTYPE, vllm_lora_rank
 
 __all__ = ["client_snippet", "sglang_argv", "vllm_config"]
 
@@ -16,11 +17,15 @@ GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default share of GPU memory for weights a
 
 
 def vllm_config(model: str, served: list[ServedModel], *, max_model_len: int, concurrency: int, dtype: str,
-                port: int) -> dict:
+                port: int, quantization: str | None = None, kv_cache_dtype: str = "auto") -> dict:
     """The `vllm serve MODEL --config FILE` mapping (long option names as keys) for one base or one model."""
     adapters = [m for m in served if m.kind == "adapter"]
     config: dict = {"dtype": dtype, "max-model-len": max_model_len, "max-num-seqs": concurrency,
                     "gpu-memory-utilization": GPU_MEMORY_UTILIZATION, "host": "127.0.0.1", "port": port}
+    if quantization:
+        config["quantization"] = quantization
+    if kv_cache_dtype != "auto":
+        config["kv-cache-dtype"] = kv_cache_dtype
     if adapters:
         config |= {"enable-lora": True, "lora-modules": [f"{m.name}={m.path}" for m in adapters],
                    "max-lora-rank": vllm_lora_rank(max(m.lora_rank or 1 for m in adapters)),
@@ -31,11 +36,15 @@ def vllm_config(model: str, served: list[ServedModel], *, max_model_len: int, co
 
 
 def sglang_argv(model: str, served: list[ServedModel], *, max_model_len: int, concurrency: int, dtype: str,
-                port: int) -> list[str]:
+                port: int, quantization: str | None = None, kv_cache_dtype: str = "auto") -> list[str]:
     """`python -m sglang.launch_server` arguments for one base with its adapters, or one model."""
     adapters = [m for m in served if m.kind == "adapter"]
     argv = ["--model-path", model, "--dtype", dtype, "--context-length", str(max_model_len),
             "--max-running-requests", str(concurrency), "--host", "127.0.0.1", "--port", str(port)]
+    if quantization:
+        argv += ["--quantization", quantization]
+    if kv_cache_dtype != "auto":
+        argv += ["--kv-cache-dtype", SGLANG_KV_CACHE_DTYPE[kv_cache_dtype]]
     if adapters:
         argv += ["--enable-lora", "--lora-paths", *(f"{m.name}={m.path}" for m in adapters),
                  "--max-lora-rank", str(max(m.lora_rank or 1 for m in adapters)),

@@ -4,15 +4,23 @@ vLLM: `vllm serve` (docs.vllm.ai/en/latest/cli/serve.html; vllm/engine/arg_utils
 where `max_lora_rank` is `MaxLoRARanks = Literal[1, 8, 16, 32, 64, 128, 256, 320, 512]`). SGLang:
 `python -m sglang.launch_server` (docs.sglang.io/advanced_features/server_arguments.html and lora.html).
 `parser(table)` builds an argparse parser from a table, so what we write can be parsed back as the engine would.
+Quantization: vLLM `--quantization` (vllm/model_executor/layers/quantization QuantizationMethods) and
+`--kv-cache-dtype` (vllm/config/cache.py CacheDType); SGLang's server_args.py takes the same methods and
+`--kv-cache-dtype auto|fp8_e5m2|fp8_e4m3` (no bare `fp8`: vLLM's `fp8` is e4m3, SGLANG_KV_CACHE_DTYPE maps it).
 """
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["SGLANG_FLAGS", "VLLM_FLAGS", "VLLM_LORA_RANKS", "config_to_argv", "parser", "vllm_lora_rank"]
+__all__ = ["QUANTIZATIONS", "SGLANG_FLAGS", "SGLANG_KV_CACHE_DTYPE", "VLLM_FLAGS", "VLLM_LORA_RANKS", "config_to_argv",
+           "parser", "vllm_lora_rank"]
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+QUANTIZATIONS = ("gptq", "awq", "bitsandbytes", "fp8", "compressed-tensors")  # the ones ServeStep names
+VLLM_KV_CACHE_DTYPES = ("auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2")
+SGLANG_KV_CACHE_DTYPES = ("auto", "fp8_e5m2", "fp8_e4m3", "bf16", "bfloat16")
+SGLANG_KV_CACHE_DTYPE = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
 
 # flag → (type, nargs, choices); type None: a switch without a value.
 VLLM_FLAGS: dict[str, tuple[type | None, str | None, tuple | None]] = {
@@ -28,6 +36,8 @@ VLLM_FLAGS: dict[str, tuple[type | None, str | None, tuple | None]] = {
     "--max-lora-rank": (int, None, VLLM_LORA_RANKS),
     "--max-loras": (int, None, None),
     "--max-cpu-loras": (int, None, None),
+    "--quantization": (str, None, QUANTIZATIONS),
+    "--kv-cache-dtype": (str, None, VLLM_KV_CACHE_DTYPES),
 }
 SGLANG_FLAGS: dict[str, tuple[type | None, str | None, tuple | None]] = {
     "--model-path": (str, None, None),
@@ -41,6 +51,8 @@ SGLANG_FLAGS: dict[str, tuple[type | None, str | None, tuple | None]] = {
     "--lora-paths": (str, "+", None),
     "--max-lora-rank": (int, None, None),
     "--max-loras-per-batch": (int, None, None),
+    "--quantization": (str, None, QUANTIZATIONS),
+    "--kv-cache-dtype": (str, None, SGLANG_KV_CACHE_DTYPES),
 }
 
 

@@ -34,6 +34,26 @@ def _groups(models: list[ServedModel]) -> list[tuple[str, list[ServedModel]]]:
     return list(groups.items())
 
 
+def _check_checkpoint_quantization(step: ServeStep) -> None:
+    """gptq / awq / compressed-tensors name a checkpoint already quantized so: vLLM refuses a 16-bit one.
+
+    Raises:
+        AdvisorError: a model the server would load has no such `quantization_config` in its config.json.
+    """
+    from advisor.core.estimate.quantized import read_quantization_config
+
+    if step.quantization not in ("gptq", "awq", "compressed-tensors"):
+        return
+    for model, _ in _groups(step.models):
+        stored = read_quantization_config(model) or {}
+        if str(stored.get("quant_method", "")).lower() != step.quantization:
+            raise AdvisorError(
+                f"quantization `{step.quantization}`: `{model}` is not a {step.quantization} checkpoint (its "
+                "config.json has no such `quantization_config`)",
+                "quantize it first (GPTQModel, AutoAWQ or llm-compressor write one), or set `quantization: fp8` or "
+                "`bitsandbytes`, which vLLM applies as it loads the 16-bit model")
+
+
 def _tokenizer_dir(m: ServedModel) -> Path:
     adapter = Path(m.path)
     return adapter if (adapter / "tokenizer_config.json").is_file() else Path(m.base_path)
@@ -63,12 +83,18 @@ def run(step: ServeStep, step_dir: Path) -> ServeResult:
 
     from advisor.core.catalog import resolve_model
     from advisor.core.estimate.params import count_params
+    from advisor.core.estimate.quantized import (
+        format_from_config,
+        format_from_engine,
+        read_quantization_config,
+    )
     from advisor.core.estimate.replica import estimate_serving
     from backends.common.tiny import is_demo_model
 
     if not step.models:
         raise AdvisorError("nothing to serve: no training step before this one produced a model",
                            "put the serve step after a `train` step")
+    _check_checkpoint_quantization(step)
     out = step_dir / step.output_dir
     if out.exists():
         shutil.rmtree(out)  # this step's own folder: written again from the inputs, which have not changed
@@ -81,14 +107,15 @@ def run(step: ServeStep, step_dir: Path) -> ServeResult:
     for g, (model, served) in enumerate(groups):
         suffix = f"-{g + 1}" if len(groups) > 1 else ""
         what = "the base with " + ", ".join(m.name for m in served) if served[0].kind == "adapter" else served[0].name
+        quant = {"quantization": step.quantization, "kv_cache_dtype": step.kv_cache_dtype}
         config = engines.vllm_config(model, served, max_model_len=max_len, concurrency=step.max_concurrency,
-                                     dtype=step.dtype, port=step.port + g)
+                                     dtype=step.dtype, port=step.port + g, **quant)
         config_path = _write(out / f"vllm{suffix}.yaml", yaml.safe_dump(config, sort_keys=False))
         vllm_argv = [model, "--config", str(config_path)]
         script = _write(out / f"vllm-serve{suffix}.sh", "#!/usr/bin/env bash\n# vLLM: " + what + "\n"
                         + shlex.join(["vllm", "serve", *vllm_argv]) + "\n")
         sg = engines.sglang_argv(model, served, max_model_len=max_len, concurrency=step.max_concurrency,
-                                 dtype=step.dtype, port=step.port + g)
+                                 dtype=step.dtype, port=step.port + g, **quant)
         sg_script = _write(out / f"sglang-serve{suffix}.sh", "#!/usr/bin/env bash\n# SGLang: " + what + "\n"
                            + shlex.join(["python", "-m", "sglang.launch_server", *sg]) + "\n")
         files[f"vLLM config ({what})"] = _rel(config_path, step_dir)
@@ -143,9 +170,16 @@ def run(step: ServeStep, step_dir: Path) -> ServeResult:
     base = step.models[0].base_path
     spec = resolve_model(base)
     adapter_params = [e.n_params or 0 for e in exports if e.form == "adapter"]
+    quant, stored = format_from_engine(step.quantization), read_quantization_config(base)
+    if stored:  # a checkpoint quantized already: vLLM serves it as its config says
+        try:
+            quant = format_from_config(stored)
+        except AdvisorError as exc:
+            notes.append(f"serving estimate sized as {quant.label if quant else '16-bit'} weights: {exc.message}")
     serving = estimate_serving(spec, adapter_params=adapter_params,
                                n_whole_models=sum(m.kind == "model" for m in step.models),
-                               max_model_len=max_len, concurrency=step.max_concurrency)
+                               max_model_len=max_len, concurrency=step.max_concurrency, quant=quant,
+                               kv_cache_dtype=step.kv_cache_dtype)
     result = ServeResult(models=step.models, files=files, vllm_argv=vllm_all, sglang_argv=sglang_all,
                          exports=exports, base_params_config=count_params(spec).n_params,
                          base_params_files=export.count_safetensors_params(base) if Path(base).is_dir() else 0,

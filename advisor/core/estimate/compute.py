@@ -8,7 +8,16 @@
                                                    Thinking Machines "LoRA Without Regret", 2025)
     checkpointing  + 1 × forward                   (each block runs forward again in backward)
     DPO            + 1 × forward                   (the reference model scores both sequences, no backward)
-    hours          = FLOPs / (peak FLOP/s × GPUs × utilisation) / 3600
+    hours          = max(compute, communication), where
+      compute      = FLOPs / (peak FLOP/s × GPUs × utilisation) / 3600
+      communication = micro-batches per GPU × bytes moved per micro-batch / (link GB/s × COMM_EFFICIENCY):
+                     data parallel all-reduces the trainable gradients (2·G·(N−1)/N, ring); ZeRO-1/2
+                     reduce-scatter them and all-gather the updated parameters ((G + G)·(N−1)/N); ZeRO-3/FSDP
+                     all-gathers every stored weight twice (forward, backward) and reduce-scatters the gradients
+                     ((2·W + G)·(N−1)/N); parameter offload copies each GPU's shard host→GPU twice (2·W/N over
+                     PCIe), optimizer offload moves gradients down and updated parameters up (2·G/N over PCIe).
+                     FSDP prefetch and DDP's gradient buckets overlap communication with compute, hence the max
+                     (Zhao et al. 2023, arXiv:2304.11277 §3.4; Li et al. 2020, arXiv:2006.15704 §3.2.3).
                      (fp32: the TF32 peak only where the run sets float32 matmul precision "high", as
                      advisor's backend does; else the CUDA-core fp32 peak)
     cost           = hours × GPUs × price per GPU-hour
@@ -21,11 +30,24 @@ Ignored: data loading, evaluation passes, checkpoint writes, padding waste beyon
 
 from __future__ import annotations
 
+import math
+
 from advisor.core.estimate import params as P
 from advisor.core.models import ComputeEstimate, EstimateSpec, GpuSpec
 
 __all__ = ["default_utilization", "estimate_training_compute", "flops_per_token", "peak_tflops", "tf32_matmuls",
-           "backend_matmul_precision"]
+           "backend_matmul_precision", "communication_bytes", "link_bandwidth"]
+
+# Per-direction link rates in GB/s (NVIDIA datasheets): NVLink between the GPUs of one board where the
+# catalog part has it (H100/H200 SXM 900 GB/s, A100 SXM 600, V100 SXM2 300, both directions), else PCIe x16
+# (Gen5 64, Gen4 32, Gen3 16 GB/s per direction), which also carries host↔GPU copies for every part.
+NVLINK_GB_S = {"h200": 450.0, "h100-80gb": 450.0, "a100-80gb": 300.0, "a100-40gb": 300.0, "v100-16gb": 150.0,
+               "v100-32gb": 150.0}
+PCIE_GB_S = {"h200": 64.0, "h100-80gb": 64.0, "h100-pcie": 64.0, "t4": 16.0, "v100-16gb": 16.0, "v100-32gb": 16.0}
+PCIE_DEFAULT_GB_S = 32.0  # PCIe Gen4 x16: A100, L40S, RTX A6000, A10G, L4, RTX 3090/4090
+# Share of the link rate collectives and copies reach: an assumption (nccl-tests bus bandwidth on a DGX A100
+# is ~230 of 300 GB/s; pinned host copies reach ~25 of 32 GB/s on Gen4), not measured by advisor.
+COMM_EFFICIENCY = 0.75
 
 # Calibrated on published throughput (benchmarks/results/time_calibration.md, 55 rows): eager, padded
 # stacks like ours (transformers + PEFT + TRL; litgpt in the data) reach a median MFU of ~0.24 on LoRA and
@@ -126,6 +148,35 @@ def flops_per_token(spec: EstimateSpec) -> float:
     return float(flops)
 
 
+def link_bandwidth(gpu: GpuSpec) -> tuple[float, float, str]:
+    """GPU↔GPU and host↔GPU rates of `gpu` in GB/s per direction, and which links they are."""
+    pcie = PCIE_GB_S.get(gpu.name, PCIE_DEFAULT_GB_S)
+    if gpu.name in NVLINK_GB_S:
+        return NVLINK_GB_S[gpu.name], pcie, f"NVLink {NVLINK_GB_S[gpu.name]:g} GB/s, PCIe {pcie:g} GB/s to the host"
+    return pcie, pcie, f"PCIe {pcie:g} GB/s between GPUs and to the host (no NVLink)"
+
+
+def communication_bytes(spec: EstimateSpec) -> tuple[int, int]:
+    """Bytes one GPU sends per micro-batch: (to other GPUs, over the host link); see the module docstring."""
+    from advisor.core.estimate.memory import stored_weight_bytes, trainable_gradient_bytes
+
+    n = spec.n_gpus
+    grads = trainable_gradient_bytes(spec)
+    ring = (n - 1) / n
+    if n == 1:
+        peer = 0.0
+    elif spec.zero_stage == 3:
+        peer = (2 * stored_weight_bytes(spec) + grads) * ring
+    else:
+        peer = 2 * grads * ring
+    host = 0.0
+    if spec.offload_params:
+        host += 2 * stored_weight_bytes(spec) / n
+    if spec.offload_optimizer:
+        host += 2 * grads / n
+    return int(peer), int(host)
+
+
 def estimate_training_compute(
     spec: EstimateSpec,
     gpu: GpuSpec,
@@ -159,7 +210,21 @@ def estimate_training_compute(
         utilization, util_note = default_utilization(spec, gpu)
     else:
         util_note = f"MFU {utilization:g} given by the user"
-    hours = flops / (peak * 1e12 * spec.n_gpus * utilization) / 3600
+    compute_hours = flops / (peak * 1e12 * spec.n_gpus * utilization) / 3600
+    peer, host = communication_bytes(spec)
+    comm_hours = 0.0
+    comm_note = None
+    if peer or host:
+        peer_bw, host_bw, links = link_bandwidth(gpu)
+        micro_batches = math.ceil(n_examples * epochs * sequences / (spec.n_gpus * spec.batch_size))
+        per_step = peer / (peer_bw * 1e9 * COMM_EFFICIENCY) + host / (host_bw * 1e9 * COMM_EFFICIENCY)
+        comm_hours = micro_batches * per_step / 3600
+        comm_note = (
+            f"communication: {peer / 1e9:.3g} GB to other GPUs + {host / 1e9:.3g} GB over the host link per "
+            f"micro-batch per GPU × {micro_batches:,} micro-batches = {comm_hours:.3g} h at {COMM_EFFICIENCY:g} × "
+            f"the link rate ({links}); overlapped with {compute_hours:.3g} h of compute, the longer sets the time"
+        )
+    hours = max(compute_hours, comm_hours)
     gpu_hours = hours * spec.n_gpus
     price = gpu.price_per_hour_usd
     notes = [
@@ -176,6 +241,8 @@ def estimate_training_compute(
         util_note,
         f"price {price:g} USD per GPU-hour ({gpu.price_source})" if price is not None else "no price in the catalog",
     ]
+    if comm_note:
+        notes.append(comm_note)
     return ComputeEstimate(
         n_tokens=n_tokens,
         flops=flops,
@@ -183,6 +250,7 @@ def estimate_training_compute(
         peak_tflops=peak,
         utilization=utilization,
         hours=hours,
+        communication_hours=comm_hours,
         gpu_hours=gpu_hours,
         price_per_hour_usd=price,
         usd=gpu_hours * price if price is not None else None,

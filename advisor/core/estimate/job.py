@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import Field
 
 from advisor.core.estimate.compute import estimate_training_compute
 from advisor.core.estimate.fit import DEFAULT_HEADROOM, MAX_BATCH_SEARCH, fits, largest_fitting, usable_bytes
 from advisor.core.estimate.memory import estimate_memory
+from advisor.core.estimate.sweep import Sweep, sweep_gpus
 from advisor.core.models import ComputeEstimate, EstimateSpec, GpuSpec, MemoryEstimate, Model
 
 __all__ = ["GpuFit", "JobEstimate", "JobRequest", "run_estimate"]
@@ -35,7 +38,8 @@ class JobRequest(Model):
     mean_tokens: float | None = Field(None, gt=0, le=MAX_MEAN_TOKENS, description="Mean tokens per example; None: "
                                       "the sequence length")
     utilization: float | None = Field(None, gt=0, le=1, description="MFU; None: the prior for method and GPU")
-    fit_all: bool = Field(False, description="Check every catalog GPU")
+    fit_all: bool = Field(False, description="Check every catalog GPU; with `examples`: sweep GPU × count for the "
+                          "cheapest whole job (sweep.py)")
     max_batch: bool = Field(False, description="Search the largest micro-batch that fits `gpu`")
     max_seq_len: bool = Field(False, description="Search the largest sequence length that fits `gpu`")
 
@@ -64,12 +68,17 @@ class JobEstimate(Model):
     fit: list[GpuFit] | None
     max_batch_size: int | None
     max_seq_len: int | None
+    sweep: Sweep | None = None
 
 
 def run_estimate(
-    spec: EstimateSpec, request: JobRequest, precision_reason: str, gpus: list[GpuSpec]
+    spec: EstimateSpec, request: JobRequest, precision_reason: str, gpus: list[GpuSpec],
+    spec_for_gpu: Callable[[GpuSpec], EstimateSpec] | None = None, progress: Callable[[str], None] | None = None,
 ) -> JobEstimate:
     """Estimate `spec` and answer the request's questions.
+
+    `fit_all` with `examples` sweeps every GPU type × count (`spec_for_gpu`: the job on one GPU, its precision;
+    `progress`: called per GPU tried) instead of checking each GPU at the job's own count.
 
     Raises:
         InvalidInputError: a search (--max-batch/--max-seq-len) or time/cost was asked without a GPU.
@@ -80,8 +89,10 @@ def run_estimate(
     problems = []
     if (request.max_batch or request.max_seq_len) and gpu is None:
         problems.append("--max-batch/--max-seq-len: need --gpu to search against")
-    if request.examples and gpu is None:
-        problems.append("--examples: time and cost need --gpu (its throughput and price)")
+    sweeping = request.fit_all and request.examples is not None and spec.method != "inference"
+    if request.examples and gpu is None and not sweeping:
+        problems.append("--examples: time and cost need --gpu (its throughput and price), or --fit to sweep "
+                        "every catalog GPU × count")
     if problems:
         raise InvalidInputError(problems, hint="add `--gpu NAME` (`advisor gpus` lists them)")
     memory = estimate_memory(spec)
@@ -90,8 +101,11 @@ def run_estimate(
         compute = estimate_training_compute(
             spec, gpu, request.examples, request.mean_tokens or spec.seq_len, request.epochs, request.utilization
         )
-    fit_rows = None
-    if request.fit_all:
+    fit_rows, sweep = None, None
+    if sweeping:
+        sweep = sweep_gpus(spec, gpus, request.examples or 0, request.mean_tokens or spec.seq_len, request.epochs,
+                           request.utilization, request.headroom, spec_for_gpu=spec_for_gpu, progress=progress)
+    elif request.fit_all:
         fit_rows = [
             GpuFit(
                 gpu=g.name, memory_bytes=g.memory_bytes, usable_bytes=usable_bytes(g, request.headroom),
@@ -113,4 +127,5 @@ def run_estimate(
         if request.max_batch and gpu else None,
         max_seq_len=largest_fitting(spec, gpu, "seq_len", spec.model.max_context or SEQ_SEARCH_CAP, request.headroom)
         if request.max_seq_len and gpu else None,
+        sweep=sweep,
     )

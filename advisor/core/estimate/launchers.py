@@ -9,7 +9,9 @@ What each setting means for the estimator (`EstimateSpec.zero_stage`, `n_gpus`, 
   `reshard_after_forward: true` (FSDP2) shards parameters, gradients and optimizer state like ZeRO-3;
   SHARD_GRAD_OP / `reshard_after_forward: false` keeps parameters whole like ZeRO-2; HYBRID_SHARD shards
   within a node (counted as ZeRO-3 over the GPUs given); `offload_params: true` is FSDP's CPUOffload, which
-  holds parameters, gradients and the optimizer step on the CPU.
+  holds parameters, gradients and the optimizer step on the CPU (under NO_SHARD it is not modelled). FSDP's
+  root unit (embeddings, LM head) stays gathered from forward to backward; DeepSpeed ZeRO-3 frees each
+  module's parameters after use (`shard_root_unit`).
 - accelerate `num_processes` is the number of GPUs; `mixed_precision: bf16|fp16|no` the compute dtype.
 
 Pure functions over parsed mappings; configs.py reads the files.
@@ -46,6 +48,8 @@ def read_deepspeed(data: Any, where: str) -> dict[str, Any]:
     if stage not in (0, 1, 2, 3):
         raise InvalidInputError([f"{where}: `zero_optimization.stage` must be 0-3 (got {stage!r})"])
     out: dict[str, Any] = {"zero_stage": stage, "notes": [f"{where}: DeepSpeed ZeRO stage {stage}"]}
+    if stage == 3:
+        out["shard_root_unit"] = True  # ZeRO-3 gathers and frees each module's parameters, embeddings included
     if _offloaded(zero.get("offload_optimizer")):
         out["offload_optimizer"] = True
     if _offloaded(zero.get("offload_param")):
@@ -76,7 +80,10 @@ def fsdp_settings(fsdp: Any, fsdp_config: Any, where: str) -> dict[str, Any]:
             stage = FSDP_STAGE[name]
     out: dict[str, Any] = {"zero_stage": stage, "notes": [f"{where}: FSDP sharding counted as ZeRO stage {stage}"]}
     if cfg.get("offload_params") in (True, "true", "True") or "offload" in options:
-        out.update(offload_optimizer=True, offload_params=stage == 3)
+        if stage == 0:
+            out["notes"].append(f"{where}: CPU offload under NO_SHARD not modelled: counted on the GPU")
+        else:
+            out.update(offload_optimizer=True, offload_params=stage == 3)
     return out
 
 
@@ -105,6 +112,8 @@ def read_accelerate(data: Any, where: str) -> dict[str, Any]:
             raise InvalidInputError([f"{where}: `deepspeed_config.zero_stage` must be 0-3 (got {stage!r})"])
         out["zero_stage"] = stage
         out["notes"].append(f"{where}: DeepSpeed ZeRO stage {stage}")
+        if stage == 3:
+            out["shard_root_unit"] = True
         if str(ds.get("offload_optimizer_device", "none")).lower() in ("cpu", "nvme"):
             out["offload_optimizer"] = True
         if str(ds.get("offload_param_device", "none")).lower() in ("cpu", "nvme"):

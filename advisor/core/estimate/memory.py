@@ -31,9 +31,11 @@ for backward with PyTorch autograd (read off `torch.autograd.graph.saved_tensors
 With gradient checkpointing (non-reentrant or reentrant, as transformers wraps each decoder block) only
 each block's input is kept; one block is recomputed at a time in backward.
 
-QLoRA: bitsandbytes (>= 0.45) MatMul4Bit keeps only the packed weight for backward, not its input, so a
-4-bit base saves what a 16-bit frozen base saves (checked on CPU in the tests); older releases (0.41, used
-by litgpt's published tables) kept the input too.
+QLoRA: bitsandbytes (>= 0.43.2) MatMul4Bit keeps only the packed weight for backward, not its input, so a
+4-bit base saves what a 16-bit frozen base saves (checked on CPU in the tests). Older releases kept the input
+`A` in ctx.tensors (from the first 4-bit matmul, 2023-02, to bitsandbytes#1270, 2024-07-16): with
+`EstimateSpec.bitsandbytes` below 0.43.2 every 4-bit linear's input that needs a gradient is saved too, once
+per distinct tensor (litgpt pinned bitsandbytes 0.41-0.42 until 2024-12, pyproject.toml).
 
 k-bit prep (QLoRA under PEFT's `prepare_model_for_kbit_training`, peft/utils/other.py): every parameter that
 is not 4-bit (embeddings, LM head, norms, biases) is upcast to fp32. Under 16-bit autocast the embedding
@@ -55,7 +57,8 @@ from dataclasses import dataclass
 from advisor.core.estimate import params as P
 from advisor.core.models import EstimateSpec, MemoryEstimate, ModelSpec
 
-__all__ = ["ActivationBytes", "estimate_memory", "saved_activation_bytes", "optimizer_state_bytes"]
+__all__ = ["ActivationBytes", "estimate_memory", "saved_activation_bytes", "optimizer_state_bytes",
+           "stored_weight_bytes", "trainable_gradient_bytes"]
 
 GiB = 1024**3
 MiB = 1024**2
@@ -72,6 +75,19 @@ DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 # integration converts only `type(module) is nn.Linear`, so a 4-bit load of them quantizes nothing
 # (transformers/integrations/bitsandbytes.py, replace_with_bnb_linear; checked in tests/test_estimate_translate.py).
 BNB_UNQUANTIZED_ARCHS = frozenset({"falcon"})
+# First bitsandbytes release whose MatMul4Bit no longer keeps its input for backward (bitsandbytes#1270).
+BNB_INPUT_FREED = (0, 43, 2)
+
+
+def _base_left_16bit(spec: EstimateSpec) -> bool:
+    """QLoRA through transformers 5 of an architecture whose linears subclass nn.Linear: nothing is 4-bit."""
+    return spec.model.arch in BNB_UNQUANTIZED_ARCHS and spec.bnb_via_transformers and spec.transformers == 5
+
+
+def _experts_4bit(spec: EstimateSpec) -> bool:
+    """QLoRA through transformers 4 of an MoE: each expert is its own nn.Linear, which bitsandbytes quantizes
+    (transformers 5 fuses them into 3-D parameters that replace_with_bnb_linear leaves 16-bit)."""
+    return spec.train_method == "qlora" and spec.model.is_moe and spec.bnb_via_transformers and spec.transformers == 4
 # LoRA adapters: PEFT (>=0.12) keeps them in fp32 over a 16-bit base (get_peft_model(autocast_adapter_dtype=True));
 # TRL's SFTTrainer/DPOTrainer cast QLoRA adapters to bf16 (QLoRA paper §3; trl/trainer/sft_trainer.py).
 ADAPTER_BYTES = 4
@@ -216,6 +232,54 @@ def _shared_lora_inputs(spec: EstimateSpec, tokens: int, adapted: set[str]) -> i
     return sum(tokens * width * _adapter_bytes(spec) for names, width in groups.values() if names & adapted)
 
 
+def bnb_keeps_4bit_inputs(spec: EstimateSpec) -> bool:
+    """QLoRA under bitsandbytes < 0.43.2: MatMul4Bit kept its input `A` in ctx.tensors for backward.
+
+    `ctx.tensors = (A, B)` from the first 4-bit matmul (2023-02) until bitsandbytes#1270 ("fix QLoRA mem bug:
+    delete useless buffered activation", 2024-07-16, first released in 0.43.2) made it `(None, B)`: the input
+    gradient needs only the dequantized weight. Nothing is 4-bit when transformers leaves the base 16-bit.
+    """
+    if spec.train_method != "qlora" or spec.bitsandbytes is None:
+        return False
+    if _base_left_16bit(spec):
+        return False
+    parts = tuple(int(p) for p in spec.bitsandbytes.split("."))
+    return (parts + (0, 0))[:3] < BNB_INPUT_FREED
+
+
+def _bnb_saved_inputs(spec: EstimateSpec, tokens: int, x_grad: bool, adapted: set[str]) -> int:
+    """What old bitsandbytes MatMul4Bit keeps of one block: the input of every 4-bit nn.Linear that needs a
+    gradient, once per distinct tensor (q/k/v share the normed input, gate/up the MLP input), in the compute
+    dtype (Linear4bit casts its input to `compute_dtype` first). Under SDPA o_proj reads a view of the attention
+    output, which SDPA saves already; with dropout 0 and adapters in the compute dtype lora_A saves the same
+    module input (counted in `_shared_lora_inputs`)."""
+    if not bnb_keeps_4bit_inputs(spec):
+        return 0
+    m, dt = spec.model, _compute_bytes(spec)
+    linears = {mod.name for mod in P.layer_linears(m) if mod.is_nn_linear}
+    attn_in = {"q_proj", "k_proj", "v_proj", "qkv_proj", "query_key_value"}
+    mlp_in = {"gate_proj", "up_proj", "gate_up_proj", "dense_h_to_4h", "fc1"}
+    mlp_mid = {"down_proj", "dense_4h_to_h", "fc2"}
+    shared_lora = spec.lora_dropout == 0 and dt == _adapter_bytes(spec)
+    # A 4-bit input needs a gradient once anything before it trains: the block input, or an adapter upstream.
+    attn_grad = x_grad
+    out_grad = attn_grad or bool(adapted & attn_in)
+    # Falcon's parallel block feeds attention and MLP the same input: the MLP does not see attention's adapters.
+    mlp_grad = x_grad if m.arch == "falcon" else out_grad or bool(adapted & {"o_proj", "dense"})
+    groups = [  # (module names, width, input needs a gradient)
+        (attn_in, m.hidden_size, attn_grad),
+        ({"o_proj", "dense"} if spec.attention == "eager" else set(), m.n_heads * m.head_dim, out_grad),
+        (mlp_in if m.norms_per_layer > 1 else set(), m.hidden_size, mlp_grad),  # one shared norm: same tensor
+        (mlp_mid, m.intermediate_size, mlp_grad or bool(adapted & mlp_in)),
+    ]
+    saved = 0
+    for names, width, needs_grad in groups:
+        if not needs_grad or not names & linears or (shared_lora and names & adapted):
+            continue
+        saved += tokens * width * dt
+    return saved
+
+
 def _input_readers(model: ModelSpec) -> tuple[int, int]:
     """How many separate linears read the attention input and the MLP input (q/k/v vs fused qkv)."""
     names = [mod.name for mod in P.layer_linears(model)]
@@ -269,7 +333,7 @@ def _block_saved(spec: EstimateSpec, batch: int, seq: int, first: bool) -> int:
         tokens_mod = tokens * (m.n_experts_active if mod.is_expert else 1)
         mod_once = P.LinearModule(mod.name, mod.in_features, mod.out_features, mod.has_bias, 1, mod.is_expert)
         saved += _lora_saved(spec, tokens_mod, mod_once, x_grad or not reads_residual)
-    return saved + _shared_lora_inputs(spec, tokens, names)
+    return saved + _shared_lora_inputs(spec, tokens, names) + _bnb_saved_inputs(spec, tokens, x_grad, names)
 
 
 def saved_activation_bytes(spec: EstimateSpec) -> ActivationBytes:
@@ -296,6 +360,8 @@ def saved_activation_bytes(spec: EstimateSpec) -> ActivationBytes:
     head += _norm_saved(spec, tokens, True, full)  # final norm
     if _kbit_prep(spec):
         head += m.vocab_size * m.hidden_size * dt  # autocast's 16-bit copy of the fp32 LM head, saved by its matmul
+    if _quantized_head_params(spec) and bnb_keeps_4bit_inputs(spec):
+        head += tokens * m.hidden_size * dt  # old MatMul4Bit keeps the 4-bit head's input (the final norm output)
     if full:
         head += tokens * TOKEN_ID_BYTES  # embedding ids
     if spec.train_method in P.SOFT_PROMPT_METHODS:
@@ -421,11 +487,46 @@ class _States:
 
 
 def _dequant_bytes(spec: EstimateSpec) -> int:
-    """QLoRA: the largest linear dequantized to the compute dtype while it runs (one at a time); else 0."""
-    if spec.train_method != "qlora" or (spec.model.arch in BNB_UNQUANTIZED_ARCHS and spec.bnb_via_transformers):
+    """QLoRA: the largest 4-bit weight dequantized while it runs (one at a time); else 0.
+
+    MatMul4Bit computes `dequantize_4bit(B, state).to(A.dtype)`: the weight comes back in the dtype it was
+    quantized from, and only a different compute dtype makes a second copy.
+    """
+    if spec.train_method != "qlora" or _base_left_16bit(spec):
         return 0
     big = _largest_linear(spec.model)
-    return big.in_features * big.out_features * _compute_bytes(spec)
+    numel = max(big.in_features * big.out_features, _quantized_head_params(spec))
+    if _experts_4bit(spec):
+        numel = max([numel] + [n for n, _ in _v4_expert_weights(spec.model)])
+    dt = _compute_bytes(spec)
+    quant = DTYPE_BYTES[spec.bnb_quant_dtype] if spec.bnb_quant_dtype else dt
+    return numel * (quant + (dt if spec.bnb_quant_dtype not in (None, _dtype_name(spec)) else 0))
+
+
+def _v4_expert_weights(model: ModelSpec) -> list[tuple[int, int]]:
+    """(elements, copies per block) of each expert weight as transformers 4 stores it: one nn.Linear per expert
+    and projection, the fused gate_up of transformers 5 being two (w1 and w3 of Mixtral)."""
+    weights = []
+    for mod in P.layer_linears(model):
+        if not mod.is_expert:
+            continue
+        n, copies = mod.in_features * mod.out_features, mod.n_per_layer
+        if mod.name == "gate_up_proj":
+            n, copies = n // 2, 2 * copies
+        weights.append((n, copies))
+    return weights
+
+
+def _dtype_name(spec: EstimateSpec) -> str:
+    """Name of the compute dtype: fp32, else bf16 or fp16 as the precision says."""
+    return "fp32" if spec.precision == "fp32" else "fp16" if spec.precision.startswith("fp16") else "bf16"
+
+
+def _quantized_head_params(spec: EstimateSpec) -> int:
+    """Elements of the LM head when the stack quantizes it to 4 bit (`bnb_lm_head`, untied head); else 0."""
+    if not spec.bnb_lm_head or spec.train_method != "qlora" or spec.model.tie_embeddings:
+        return 0
+    return spec.model.vocab_size * spec.model.hidden_size
 
 
 def _largest_linear(model: ModelSpec) -> P.LinearModule:
@@ -434,11 +535,93 @@ def _largest_linear(model: ModelSpec) -> P.LinearModule:
     return max(linears, key=lambda mod: mod.in_features * mod.out_features)
 
 
+def _stored_bytes(spec: EstimateSpec, inv: P.ParamInventory) -> tuple[int, int]:
+    """Bytes of one decoder block and of everything outside the blocks (embeddings, final norm, LM head) as
+    stored: packed NF4 (in `bnb_4bit_quant_storage`, same bytes) plus 16-bit rest for QLoRA, else the weight dtype."""
+    m = spec.model
+    outside = inv.n_params - m.n_layers * inv.layer_params
+    if spec.train_method != "qlora" or (m.arch in BNB_UNQUANTIZED_ARCHS and spec.bnb_via_transformers):
+        wb = _weight_bytes(spec) if spec.train_method != "qlora" else (4 if spec.precision == "fp32" else 2)
+        return inv.layer_params * wb, outside * wb
+    unq = 4 if spec.precision == "fp32" or _kbit_prep(spec) else 2
+    quantized = [mod.in_features * mod.out_features for mod in P.layer_linears(m) if mod.is_nn_linear
+                 for _ in range(mod.n_per_layer)]
+    packed = sum(-(-k // P.NF4_CODES_PER_BYTE) for k in quantized)
+    return packed + (inv.layer_params - sum(quantized)) * unq, outside * unq
+
+
+def _shard_parameters(
+    spec: EstimateSpec, inv: P.ParamInventory, weights: int, replicated: int, cpu: int
+) -> tuple[int, int, int, list[str]]:
+    """ZeRO-3/FSDP full sharding of the weights: (weights per GPU, CPU bytes, gathered bytes, notes).
+
+    Each GPU keeps 1/N of every parameter (ceil-divided on the total: the per-tensor padding FSDP adds to
+    a multiple of N, at most N − 1 elements per flattened unit, is not counted, so this is approximate by
+    that much) or, with parameter offload, none of it. bitsandbytes keeps a 4-bit weight's quant state
+    (absmax, code table) as an attribute, not a Parameter, so FSDP-QLoRA neither shards nor offloads it.
+    Gathered while they run: two decoder blocks (current + prefetched, FSDP `backward_prefetch`) and the root
+    unit (embeddings, final norm, LM head), which is in use from the first layer's forward to the last
+    layer's backward: FSDP1 never frees the root after forward (torch distributed/fsdp/_runtime_utils.py
+    `_post_forward_reshard`), nor does FSDP2 unless `reshard_after_forward` is set (`_fsdp_state.py`
+    `_lazy_init`), and then it gathers the root again for backward.
+    """
+    n = spec.n_gpus
+    shardable = weights - replicated
+    if spec.offload_params:
+        cpu, weights = cpu + shardable, replicated
+    else:
+        weights = replicated + -(-shardable // n)
+    block, outside = _stored_bytes(spec, inv)
+    storage = " (FSDP-QLoRA: NF4 flattened in `bnb_4bit_quant_storage`)" if replicated else ""
+    if spec.shard_root_unit:  # embeddings and LM head gathered one at a time, like a block
+        gather = max(2 * block, _root_largest_bytes(spec, inv, outside))
+        notes = [f"ZeRO-3/FSDP gathers in the stored dtype: two decoder blocks at a time ({2 * block} B), "
+                 f"embeddings and LM head each as its own unit{storage}"]
+    else:
+        gather = 2 * block + outside
+        notes = [f"ZeRO-3/FSDP gathers in the stored dtype: two decoder blocks at a time ({2 * block} B) and the "
+                 f"root unit, embeddings + final norm + LM head ({outside} B), kept whole from forward to "
+                 f"backward{storage}"]
+    if replicated:
+        notes.append(f"FSDP-QLoRA: quant state ({replicated} B) whole on every GPU (not a Parameter, not sharded)")
+    if spec.offload_params:
+        notes.append(f"parameters offloaded: {shardable // n} B per GPU in host memory, "
+                     f"{shardable} B over the {n} GPUs of a node (FSDP CPUOffload / ZeRO offload_param)")
+    return weights, cpu, gather, notes
+
+
+def _root_largest_bytes(spec: EstimateSpec, inv: P.ParamInventory, outside: int) -> int:
+    """The larger of the embedding and the LM head as stored (the rest outside the blocks is norms)."""
+    largest = max(inv.embedding_params, inv.lm_head_params)
+    rest = inv.n_params - spec.model.n_layers * inv.layer_params
+    return outside * largest // rest if rest else 0
+
+
+def stored_weight_bytes(spec: EstimateSpec) -> int:
+    """Bytes of all parameters as ZeRO-3/FSDP shards and gathers them (stored dtype, NF4 packed for QLoRA)."""
+    inv = P.count_params(spec.model)
+    block, outside = _stored_bytes(spec, inv)
+    return spec.model.n_layers * block + outside
+
+
+def trainable_gradient_bytes(spec: EstimateSpec) -> int:
+    """Bytes of the gradients of every trainable parameter, unsharded (what data parallel reduces)."""
+    if spec.uses_lora:
+        n = P.lora_params(spec.model, spec.lora_rank, spec.lora_targets)
+    elif spec.uses_adapter:
+        n = P.peft_params(spec.model, spec.train_method, n_virtual=spec.num_virtual_tokens,
+                          ia3_targets=spec.ia3_targets)
+    else:
+        n = P.count_params(spec.model).n_params
+    return n * _trainable_param_bytes(spec)
+
+
 def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -> tuple[_States, list[str]]:
     m, notes = spec.model, []
     wb = _weight_bytes(spec)
     method = spec.train_method
-    if method == "qlora" and m.arch in BNB_UNQUANTIZED_ARCHS and spec.bnb_via_transformers:
+    replicated = 0  # bytes every GPU holds whole under ZeRO-3/FSDP (bitsandbytes quant state)
+    if method == "qlora" and _base_left_16bit(spec):
         base = inv.n_params * (4 if spec.precision == "fp32" else 2)
         notes.append(
             f"QLoRA base of {m.arch}: transformers 5 quantizes only modules whose type is exactly nn.Linear, and "
@@ -449,6 +632,24 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
         unq = 4 if spec.precision == "fp32" or _kbit_prep(spec) else 2
         nf4 = P.nf4_bytes(m, spec.double_quant, unquantized_bytes_per_param=unq)
         base = nf4.total_bytes
+        head = _quantized_head_params(spec)
+        if head:  # the LM head packed like a block linear, with its own quant state
+            base += -(-head // P.NF4_CODES_PER_BYTE) + P._quant_state_bytes(head, spec.double_quant) - head * unq
+            notes.append(f"QLoRA: the LM head is 4-bit too ({head} weights; Lightning's BitsandbytesPrecision "
+                         "replaces every nn.Linear)")
+        if _experts_4bit(spec):
+            experts = [(n, count * m.n_layers) for n, count in _v4_expert_weights(m)]
+            base += sum(count * (-(-n // P.NF4_CODES_PER_BYTE) + P._quant_state_bytes(n, spec.double_quant) - n * unq)
+                        for n, count in experts)
+            notes.append("transformers 4: every expert is its own nn.Linear, quantized to NF4 like the attention "
+                         "linears (transformers 5 fuses them into 3-D parameters that stay 16-bit); LoRA targets are "
+                         "still counted as PEFT maps them onto transformers 5's fused experts")
+        elif m.is_moe and spec.bnb_via_transformers:
+            notes.append("transformers 5: the fused 3-D expert parameters are not nn.Linear, so bitsandbytes leaves "
+                         "them 16-bit (--transformers 4 quantizes each expert)")
+        # bitsandbytes keeps the quant state beside the Parameter, so FSDP/ZeRO-3 cannot shard it; torchao's
+        # NF4Tensor (torchtune, bnb_via_transformers False) shards its scalers with the data under FSDP2.
+        replicated = nf4.quant_state_bytes if spec.bnb_via_transformers else 0
         notes.append(
             f"QLoRA base: NF4 4-bit linears {nf4.quantized_bytes} B + quantization constants "
             f"{nf4.quant_state_bytes} B (double_quant={spec.double_quant}) + unquantized modules "
@@ -507,15 +708,10 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
     if spec.zero_stage >= 2:
         grads = -(-grads // n)
     if spec.zero_stage == 3:
-        if spec.offload_params:
-            cpu += weights
-            weights = 0
-        else:
-            weights, reference = -(-weights // n), -(-reference // n)
-        # Blocks are gathered in their stored form: NF4 for QLoRA, the weight dtype otherwise.
-        per_param = base / inv.n_params if method == "qlora" else wb
-        gather = 2 * int(inv.layer_params * per_param)
-        notes.append("ZeRO-3/FSDP: two decoder blocks all-gathered at a time (current + prefetch)")
+        weights, cpu, gather, shard_notes = _shard_parameters(spec, inv, weights, replicated, cpu)
+        if not spec.offload_params:
+            reference = -(-reference // n)
+        notes += shard_notes
     if spec.zero_stage:
         notes.append(
             f"ZeRO stage {spec.zero_stage} over {n} GPUs: optimizer"
@@ -554,6 +750,24 @@ def _logit_bytes(spec: EstimateSpec, tokens: int) -> tuple[int, int]:
     return tokens * v * (dt + upcast), tokens * v * (LOSS_FP32_BYTES + dt)
 
 
+def _bnb_note(spec: EstimateSpec) -> str:
+    """What the bitsandbytes version means for the saved activations (QLoRA)."""
+    if bnb_keeps_4bit_inputs(spec):
+        return (f"bitsandbytes {spec.bitsandbytes} (< 0.43.2): MatMul4Bit keeps each 4-bit linear's input for "
+                "backward (ctx.tensors = (A, B); freed by bitsandbytes#1270), counted once per shared input")
+    version = spec.bitsandbytes or "≥ 0.43.2"
+    return (f"bitsandbytes {version}: MatMul4Bit keeps only the packed weight for backward, so a 4-bit base saves "
+            "what a frozen 16-bit one does (--bitsandbytes 0.42 for older releases)")
+
+
+def _held_logit_bytes(spec: EstimateSpec, tokens: int) -> int:
+    """The logits the loop's `outputs` keeps through backward and the step (`logits_held`, full loss only): in
+    the LM head's output dtype, fp32 when the model computes in fp32 (no autocast over an fp32 head)."""
+    if not spec.logits_held or spec.loss_kernel == "chunked":
+        return 0
+    return tokens * spec.model.vocab_size * _compute_bytes(spec)
+
+
 def _training_phases(spec: EstimateSpec, st: _States, acts: ActivationBytes) -> dict[str, int]:
     tokens = spec.batch_size * spec.seq_len
     resident = st.weights + st.master + st.optimizer + st.reference + st.gather
@@ -562,10 +776,11 @@ def _training_phases(spec: EstimateSpec, st: _States, acts: ActivationBytes) -> 
     # DPO scores chosen and rejected (2 sequences per pair) with the policy, and with the reference
     # under no_grad first (its logits are freed before the policy's forward).
     recompute = acts.per_block if spec.grad_ckpt else 0
+    held = _held_logit_bytes(spec, tokens)
     forward = resident + acts.total + logits_fwd + workspace
-    backward = resident + acts.total + logits_bwd + recompute + workspace
-    grads_end = resident + st.gradients + workspace
-    step = resident + st.gradients
+    backward = resident + acts.total + logits_bwd + recompute + workspace + held
+    grads_end = resident + st.gradients + workspace + held
+    step = resident + st.gradients + held
     eval_phase = resident + _eval_working_set(spec, tokens)
     return {
         "forward": forward,
@@ -698,8 +913,10 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
     logits_fwd, logits_bwd = _logit_bytes(act_spec, tokens)
     workspace = _dequant_bytes(spec)
     if workspace:
-        notes.append(f"QLoRA: the largest linear ({_largest_linear(spec.model).name}) dequantized to the compute "
-                     "dtype while it runs")
+        largest = "lm_head" if _quantized_head_params(spec) else _largest_linear(spec.model).name
+        copies = (f" (from {spec.bnb_quant_dtype}, then cast: two copies)"
+                  if spec.bnb_quant_dtype not in (None, _dtype_name(spec)) else "")
+        notes.append(f"QLoRA: the largest 4-bit weight ({largest}) dequantized while it runs{copies}")
     prep = _kbit_prep_split(spec, act_spec, inv, n_trainable, states, acts)
     if prep.total:
         notes.append(
@@ -709,6 +926,11 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
         )
     if spec.packing:
         notes.append("packed: every micro-batch holds batch × seq_len real tokens (no padding)")
+    if spec.train_method == "qlora":
+        notes.append(_bnb_note(spec))
+    if _held_logit_bytes(act_spec, tokens):
+        notes.append(f"the training loop keeps `outputs` through backward and the optimizer step: its logits "
+                     f"({_held_logit_bytes(act_spec, tokens)} B) stay allocated")
     notes += [
         f"activations: tensors autograd saves per decoder block ({acts.per_block} B at micro-batch "
         f"{act_spec.batch_size} × {spec.seq_len} tokens, attention `{spec.attention}`)"
@@ -728,7 +950,7 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
         gradients_bytes=states.gradients,
         optimizer_bytes=states.optimizer,
         activations_bytes=acts.blocks + acts.head - prep.activations,
-        logits_bytes=acts.loss + max(logits_fwd, logits_bwd),
+        logits_bytes=acts.loss + max(logits_fwd, logits_bwd + _held_logit_bytes(act_spec, tokens)),
         reference_bytes=states.reference,
         kbit_prep_bytes=prep.total,
         workspace_bytes=workspace + states.gather + (acts.per_block if spec.grad_ckpt else 0) - prep.recompute,

@@ -31,6 +31,10 @@ Facts that decide the numbers:
 - Packing: off by default in all four (SFTConfig.packing, Axolotl sample_packing, LLaMA-Factory packing
   for SFT). Attention: none of them overrides transformers 5's default, SDPA. Optimizer: transformers'
   default `adamw_torch_fused` (torch >= 2.8), which Axolotl also sets; LLaMA-Factory passes HF's `optim`.
+
+Library versions are not stack defaults: `EstimateSpec.bitsandbytes` (before 0.43.2 every 4-bit linear kept its
+input for backward) and `EstimateSpec.transformers` (4 quantizes MoE experts and nn.Linear subclasses, 5 leaves
+them 16-bit) come from the installed releases or `--bitsandbytes` / `--transformers` (memory.py).
 """
 
 from __future__ import annotations

@@ -62,6 +62,12 @@ class EstimateSpec(Model):
     zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage (3 is FSDP full sharding)")
     offload_optimizer: bool = Field(False, description="ZeRO/FSDP: optimizer state lives in CPU memory")
     offload_params: bool = Field(False, description="ZeRO-3/FSDP: parameters live in CPU memory")
+    shard_root_unit: bool = Field(
+        False,
+        description="ZeRO-3/FSDP: embeddings and LM head are sharded units of their own, freed after use "
+        "(DeepSpeed ZeRO-3; torchtune's custom_sharded_layers); False: they sit in FSDP's root unit, which stays "
+        "gathered from forward to backward (accelerate, HF Trainer, Axolotl, Lightning)",
+    )
     context_tokens: int | None = Field(
         None, ge=1, le=MAX_CONTEXT, description="Inference: tokens held in the KV cache per sequence; None: seq_len"
     )
@@ -98,6 +104,33 @@ class EstimateSpec(Model):
         description="Examples packed into full seq_len sequences; unpacked micro-batches are padded to their "
         "longest example, so the estimate at seq_len is then an upper bound",
     )
+    bitsandbytes: str | None = Field(
+        None,
+        pattern=r"^\d+\.\d+(\.\d+)?$",
+        description="QLoRA: bitsandbytes version the run uses (before 0.43.2 MatMul4Bit kept every 4-bit linear's "
+        "input for backward); None: a current release",
+    )
+    transformers: Literal[4, 5] = Field(
+        5,
+        description="QLoRA: transformers major version loading the 4-bit base: 5 quantizes only modules whose type "
+        "is exactly nn.Linear and stores MoE experts as fused 3-D parameters, both left 16-bit; 4 quantizes every "
+        "nn.Linear subclass and each expert's own nn.Linear",
+    )
+    bnb_lm_head: bool = Field(
+        False,
+        description="QLoRA: the LM head is 4-bit too (Lightning's BitsandbytesPrecision replaces every nn.Linear: "
+        "litgpt); transformers leaves it 16-bit",
+    )
+    bnb_quant_dtype: Literal["fp16", "bf16", "fp32"] | None = Field(
+        None,
+        description="QLoRA: dtype the 4-bit weights were quantized from, which dequantization returns before the "
+        "cast to the compute dtype (Lightning quantizes from fp16); None: the compute dtype",
+    )
+    logits_held: bool = Field(
+        False,
+        description="The training loop keeps the model output, its b·s·V logits, alive through backward and the "
+        "optimizer step (a plain `outputs = model(...)` loop; transformers' Trainer drops it before backward)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EstimateSpec:
@@ -109,6 +142,9 @@ class EstimateSpec(Model):
         if self.train_method == "prefix_tuning" and self.grad_ckpt:
             problems.append("grad_ckpt: prefix tuning feeds its prefixes as a key/value cache, which checkpointing's "
                             "recomputation extends twice; turn gradient checkpointing off")
+        if self.offload_optimizer and self.zero_stage == 0:
+            problems.append("offload_optimizer needs zero_stage ≥ 1 (ZeRO-Offload/FSDP CPUOffload move the "
+                            "sharded optimizer state; without sharding nothing offloads it)")
         if self.offload_params and self.zero_stage != 3:
             problems.append("offload_params needs zero_stage 3 (parameters are only sharded at stage 3)")
         if self.zero_stage and self.n_gpus == 1 and not (self.offload_optimizer or self.offload_params):
@@ -154,6 +190,7 @@ class MemoryEstimate(Model):
     activations_bytes: int = Field(0, description="Tensors saved for backward over all layers")
     logits_bytes: int = Field(0, description="Logits, their fp32 upcast and loss buffers over the vocabulary")
     reference_bytes: int = Field(0, description="DPO: a separate frozen reference model")
+    teacher_bytes: int = Field(0, description="Logit-level distillation: the frozen teacher's weights")
     kbit_prep_bytes: int = Field(
         0, description="QLoRA k-bit prep: fp32 upcast of the unquantized modules and the activations it widens"
     )
@@ -191,6 +228,9 @@ class ComputeEstimate(Model):
     peak_tflops: float = Field(description="Dense peak of the GPU at the chosen precision, per GPU")
     utilization: float = Field(description="Model FLOPs utilisation assumed (fraction of peak)")
     hours: float = Field(description="Wall-clock hours")
+    communication_hours: float = Field(
+        0.0, description="Hours the GPU-GPU and host-GPU transfers take; `hours` is the larger of this and compute"
+    )
     gpu_hours: float = Field(description="hours × GPUs")
     price_per_hour_usd: float | None = Field(description="Price per GPU-hour; None when unknown")
     usd: float | None = Field(description="Cost of the job; None when the price is unknown")

@@ -245,6 +245,21 @@ class TrainStep(Model):
         "reads before the answers exist (prompts without answers: checked when the step runs). None: train on "
         "`data_path`",
     )
+    distill_teacher: str | None = Field(
+        None, description="Logit-level distillation: the teacher whose token distribution the student matches "
+        "(a KL loss at `distill_temperature`, mixed with the answers' loss by `distill_alpha`); a Hugging Face id, "
+        "a local folder, `tiny-demo`, or the method of an earlier training step of the plan (`full`, `lora`, ...: "
+        "the model it trained). It must share the student's tokenizer (else use `data_from: distill`). None: off",
+        json_schema_extra=MODEL,
+    )
+    distill_temperature: float = Field(
+        2.0, gt=0, le=100, description="Softmax temperature of teacher and student in the KL term (its gradient "
+        "is scaled by T², Hinton et al. 2015, arXiv:1503.02531 §2)",
+    )
+    distill_alpha: float = Field(
+        0.5, ge=0, le=1, description="Share of the hard-label loss on the answers: loss = alpha·CE + (1 − alpha)·"
+        "T²·KL(teacher ‖ student); 0: the teacher's distribution only",
+    )
     init_adapter: str | None = Field(
         None, description="DPO: an SFT adapter folder, or the method of an earlier step of the plan (`lora`); "
         "None: start from the base", json_schema_extra=MODEL,
@@ -291,6 +306,10 @@ class TrainStep(Model):
         "On a CPU, more than one launches through `accelerate launch` (DDP over gloo); on GPUs it must equal `n_gpus`",
     )
     distributed: Literal["ddp", "fsdp", "zero2", "zero3"] = Field("ddp", description="With n_gpus > 1")
+    offload: bool = Field(
+        False, description="With `distributed: fsdp` or `zero3` over several GPUs: the sharded parameters and the "
+        "optimizer state live in CPU memory (FSDP CPU offload, ZeRO-Infinity): less GPU memory, slower steps",
+    )
     seed: int = Field(0, description="Random seed")
     prediction: TrainPrediction | None = Field(None, description="Predicted before the run; None: not predicted")
 
@@ -299,6 +318,10 @@ class TrainStep(Model):
         problem = check_output_path("output_dir", self.output_dir)
         if problem:
             raise ValueError(problem)
+        if self.offload and (self.n_gpus < 2 or self.distributed not in ("fsdp", "zero3")):
+            raise ValueError("offload moves sharded parameters to CPU memory: it needs `distributed: fsdp` or "
+                             f"`zero3` over 2 or more GPUs (got {self.distributed} on {self.n_gpus}); set "
+                             "`offload: false`, or shard the job")
         if self.merge and self.method in SOFT_PROMPT_METHODS:
             raise ValueError(f"merge: {self.method} learns virtual tokens, which have no weights to merge into the "
                              "base; set `merge: false` (serve the base with the saved prompt adapter)")
@@ -317,6 +340,11 @@ class TrainStep(Model):
                                               or self.replay_fraction > 0 or self.init_adapter):
             raise ValueError("objective causal_lm trains full, lora or qlora on raw text (no distill data, replay or "
                              "init_adapter); put the instruction stage in a later step with `base_model: continued`")
+        if self.distill_teacher is not None and (self.method not in ("full", "lora", "qlora", "ia3")
+                                                 or self.objective != "sft"):
+            raise ValueError(f"distill_teacher: logit-level distillation trains a supervised student (full, lora, "
+                             f"qlora or ia3), not {self.method if self.objective == 'sft' else 'objective causal_lm'}; "
+                             "remove `distill_teacher`, or train the student in a separate SFT step")
         if self.base_model == CONTINUED and self.objective == "causal_lm":
             raise ValueError("base_model `continued` names an earlier continued-pretraining step; this step is one")
         if self.replay_path and self.replay_fraction == 0:
@@ -382,9 +410,10 @@ class ServePrediction(Model):
     n_models: int = Field(ge=1, description="Trained models served in all (adapters and whole models)")
     max_model_len: int = Field(ge=1, description="Context per sequence the KV cache is sized for, in tokens")
     concurrency: int = Field(ge=1, description="Sequences in flight at once (`--max-num-seqs`)")
-    weights_bytes: int = Field(ge=0, description="16-bit weights of one copy of the base")
+    weights_bytes: int = Field(ge=0, description="Weights of one copy of the base: 16-bit, or as `weights_format` "
+                               "stores them")
     adapters_bytes: int = Field(ge=0, description="16-bit weights of all adapters")
-    kv_cache_bytes: int = Field(ge=0, description="16-bit KV cache for max_model_len × concurrency")
+    kv_cache_bytes: int = Field(ge=0, description="KV cache for max_model_len × concurrency in `kv_cache_dtype`")
     replica_bytes: int = Field(ge=0, description="One replica of each deployment: the base once with every adapter "
                                "beside it (each whole model on its own), with their KV caches")
     separate_bytes: int = Field(ge=0, description="The same models as N separate (merged) deployments, one replica each")
@@ -392,6 +421,10 @@ class ServePrediction(Model):
     monthly_usd: float | None = Field(description="One base + N adapters at the plan's volume; None: no GPU price")
     separate_monthly_usd: float | None = Field(description="N separate models, the volume split evenly; None: no price")
     requests_per_day: float = Field(ge=0, description="The volume the monthly cost is for")
+    weights_format: str = Field("16-bit", description="How the base's weights are stored: `16-bit`, "
+                                "`gptq 4-bit g128`, ...")
+    kv_cache_dtype: str = Field("auto", description="vLLM's `--kv-cache-dtype`: `auto` (16-bit) or `fp8`")
+    n_gpus: int | None = Field(None, description="GPUs kept running for the volume (replicas × GPUs each); None: no GPU")
     assumptions: list[str] = Field(default_factory=list)
 
 
@@ -406,6 +439,11 @@ class ServeStep(Model):
     max_model_len: int | None = Field(None, ge=8, description="Context per request; None: the longest training seq_len")
     max_concurrency: int = Field(16, ge=1, description="Sequences served at once (`--max-num-seqs`); sizes the KV cache")
     dtype: Literal["bfloat16", "float16"] = Field("bfloat16", description="Serving dtype of the weights")
+    quantization: Literal["gptq", "awq", "bitsandbytes", "fp8", "compressed-tensors"] | None = Field(
+        None, description="Engine `--quantization`: the weights' format (gptq/awq/compressed-tensors: a checkpoint "
+        "already quantized so; fp8 and bitsandbytes: quantized as vLLM loads them); None: the `dtype` weights")
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
+        "auto", description="Engine `--kv-cache-dtype`: `auto` keeps the weights' dtype, fp8 halves the KV cache")
     port: int = Field(8000, ge=1, le=65535, description="Port of the OpenAI-compatible server")
     llama_cpp_dir: str | None = Field(
         None, description="A llama.cpp checkout (its `convert_hf_to_gguf.py` writes the GGUF); None: no GGUF",
