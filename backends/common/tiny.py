@@ -84,13 +84,14 @@ def build_tokenizer(records: list[dict]):
     return tokenizer
 
 
-def tiny_config(tokenizer, name: str = TINY_DEMO):
-    """The `LlamaConfig` of the demonstration model `name` (`tiny-demo` or `tiny-demo-small`) for `tokenizer`."""
+def tiny_config(tokenizer, name: str = TINY_DEMO, vocab_size: int | None = None):
+    """The `LlamaConfig` of the demonstration model `name` (`tiny-demo` or `tiny-demo-small`) for `tokenizer`
+    (`vocab_size`: logits that wide instead of `len(tokenizer)`, to match a teacher's)."""
     from transformers import LlamaConfig
 
     hidden, intermediate, layers, heads, kv_heads = DEMO_MODELS[name]
     return LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size or len(tokenizer),
         hidden_size=hidden,
         intermediate_size=intermediate,
         num_hidden_layers=layers,
@@ -104,7 +105,8 @@ def tiny_config(tokenizer, name: str = TINY_DEMO):
     )
 
 
-def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0, name: str = TINY_DEMO) -> Path:
+def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0, name: str = TINY_DEMO,
+                    tokenizer_from: str | None = None) -> Path:
     """Build and save the tokenizer and a randomly initialised tiny Llama to `out_dir`, owner-only.
 
     Written into a hidden sibling folder, marker last, then renamed to `out_dir`: a build killed part-way leaves
@@ -115,6 +117,8 @@ def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0, nam
         out_dir: Folder to write; must not exist yet, or be empty.
         seed: Seed for the random weights.
         name: `tiny-demo` or `tiny-demo-small` (`DEMO_MODELS`).
+        tokenizer_from: A model folder whose tokenizer (and logits width) the demo takes instead of training one
+            (a student distilled logit to logit from that model); None: trained on `records`.
 
     Returns:
         `out_dir`, loadable with `from_pretrained`.
@@ -132,8 +136,17 @@ def build_tiny_demo(records: list[dict], out_dir: str | Path, seed: int = 0, nam
     for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):  # killed builds of ours
         shutil.rmtree(stale, ignore_errors=True)
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    tokenizer = build_tokenizer(records)
-    config = tiny_config(tokenizer, name)
+    if tokenizer_from is None:
+        tokenizer, vocab_size = build_tokenizer(records), None
+    else:
+        import json
+
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from, trust_remote_code=False)
+        config_file = Path(tokenizer_from) / "config.json"
+        vocab_size = json.loads(config_file.read_text())["vocab_size"] if config_file.is_file() else None
+    config = tiny_config(tokenizer, name, vocab_size)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     with private_files():

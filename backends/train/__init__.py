@@ -23,8 +23,10 @@ def _label(step: TrainStep) -> str:
 
 
 def _describe(step: TrainStep) -> str:
+    teacher = (f", logit-level distillation from {step.distill_teacher} (temperature {step.distill_temperature:g}, "
+               f"alpha {step.distill_alpha:g})" if step.distill_teacher else "")
     return (f"{step.base_model}, {step.precision} precision, micro-batch {step.batch_size} × {step.seq_len} tokens, "
-            f"{step.epochs:g} epoch(s), data {step.data_path}")
+            f"{step.epochs:g} epoch(s), data {step.data_path}{teacher}")
 
 
 def _check(step: TrainStep, ctx: RunContext) -> list[Problem]:
@@ -88,6 +90,25 @@ DEMO_EVAL_FRACTION = 0.15
 
 
 def _demo(step: TrainStep) -> tuple[TrainStep, str | None]:
+    step, teacher_note = _demo_teacher(step)
+    step, note = _demo_student(step)
+    return step, "; ".join(n for n in (note, teacher_note) if n) or None
+
+
+def _demo_teacher(step: TrainStep) -> tuple[TrainStep, str | None]:
+    """A logit-distillation teacher trained by an earlier step stays (that step is swapped); another: `tiny-demo`."""
+    from typing import get_args
+
+    from backends.common.tiny import DEMO_MODELS, TINY_DEMO
+
+    teacher = step.distill_teacher
+    if teacher is None or teacher in DEMO_MODELS or teacher in get_args(TrainStep.model_fields["method"].annotation):
+        return step, None
+    return (step.model_copy(update={"distill_teacher": TINY_DEMO}),
+            f"teacher `{teacher}` → `{TINY_DEMO}` (random weights: its logits only show the pipeline)")
+
+
+def _demo_student(step: TrainStep) -> tuple[TrainStep, str | None]:
     from advisor.core.models import CONTINUED
     from backends.common.tiny import DEMO_MODELS, TINY_DEMO, TINY_DEMO_SMALL
 
@@ -98,7 +119,8 @@ def _demo(step: TrainStep) -> tuple[TrainStep, str | None]:
             return step, None
         cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
         return step.model_copy(update={"max_steps": cap, "grad_accum": 1}), f"at most {cap} optimizer steps"
-    demo = TINY_DEMO_SMALL if step.data_from == "distill" else TINY_DEMO  # a distilled student: smaller than its teacher
+    # A distilled student (sequence or logit level): smaller than its teacher.
+    demo = TINY_DEMO_SMALL if step.data_from == "distill" or step.distill_teacher else TINY_DEMO
     cap = min(step.max_steps or DEMO_MAX_STEPS, DEMO_MAX_STEPS)
     note = f"`{step.base_model}` → `{demo}`, at most {cap} optimizer steps"
     update = {"base_model": demo, "max_steps": cap}
@@ -121,6 +143,7 @@ def _link(step: TrainStep, earlier: list, *, for_check: bool = False) -> TrainSt
 
     step = _distilled_data(step, earlier, for_check=for_check)
     step = _continued_base(step, earlier, for_check=for_check)
+    step = _linked_teacher(step, earlier, for_check=for_check)
     if not step.init_adapter:
         return _shared_demo_base(step, earlier)
     if Path(step.init_adapter).exists():
@@ -162,6 +185,36 @@ def _continued_base(step: TrainStep, earlier: list, *, for_check: bool) -> Train
             return step.model_copy(update={"base_model": str(model)})
     raise AdvisorError("base_model: continued, but no `objective: causal_lm` step comes before this one",
                        "add a continued-pretraining step before it, or name the base model")
+
+
+def _linked_teacher(step: TrainStep, earlier: list, *, for_check: bool) -> TrainStep:
+    """`distill_teacher: full` (or `lora`, ...): the model the latest earlier training step with that method wrote.
+
+    With `for_check`, a model not written yet leaves the teacher on that step's base model (the tokenizer a
+    fine-tuning keeps), so the check can compare tokenizers and count the teacher.
+    """
+    from typing import get_args
+
+    from advisor.core.errors import AdvisorError
+
+    methods = get_args(TrainStep.model_fields["method"].annotation)
+    if step.distill_teacher not in methods:
+        return step
+    for other, folder in reversed(earlier):
+        if isinstance(other, TrainStep) and other.method == step.distill_teacher:
+            model = folder / other.output_dir
+            if (model / "config.json").is_file() or (model / "adapter_config.json").is_file():
+                return step.model_copy(update={"distill_teacher": str(model)})
+            if for_check:
+                base = other.base_model
+                if base in ("tiny-demo", "tiny-demo-small") and (folder / "base-model" / "config.json").is_file():
+                    base = str(folder / "base-model")
+                return step.model_copy(update={"distill_teacher": base})
+            raise AdvisorError(f"distill_teacher: {step.distill_teacher}, but `{model}` holds no model yet",
+                               "run that training step first")
+    raise AdvisorError(f"distill_teacher `{step.distill_teacher}` names a training method, but no "
+                       f"`{step.distill_teacher}` training step comes before this one",
+                       "add that training step before it, or name a model")
 
 
 def _distilled_data(step: TrainStep, earlier: list, *, for_check: bool) -> TrainStep:

@@ -73,8 +73,12 @@ class TrainCheck(Model):
         return not any(f.level == "error" for f in self.findings)
 
 
-def _inspect_base(step: TrainStep, run_dir: Path, train: list[dict]) -> tuple[str, object, dict]:
-    """(label, tokenizer, config dict) of the base model, without loading weights or writing anything."""
+def _inspect_base(step: TrainStep, run_dir: Path, train: list[dict], teacher=None) -> tuple[str, object, dict]:
+    """(label, tokenizer, config dict) of the base model, without loading weights or writing anything.
+
+    A demo student not built yet of a logit-distillation step (`teacher`: its `TeacherInfo`) takes the teacher's
+    tokenizer and logits width, as the run builds it.
+    """
     from backends.common.tiny import DEMO_MODELS, build_tokenizer, tiny_config
     from backends.train.dpo import resolve_dpo_base
     from backends.train.model import load_tokenizer, read_hf_config, resolve_base_model
@@ -82,10 +86,54 @@ def _inspect_base(step: TrainStep, run_dir: Path, train: list[dict]) -> tuple[st
     adapter = Path(step.init_adapter) if step.init_adapter else None
     base = resolve_dpo_base(step, adapter)
     if base is None and step.base_model in DEMO_MODELS and not (run_dir / "base-model" / "config.json").is_file():
+        if teacher is not None and teacher.tokenizer_source is not None:
+            tokenizer = load_tokenizer(teacher.tokenizer_source)
+            config = tiny_config(tokenizer, step.base_model, teacher.config.get("vocab_size"))
+            return step.base_model, tokenizer, config.to_dict()
         tokenizer = build_tokenizer(train)
         return step.base_model, tokenizer, tiny_config(tokenizer, step.base_model).to_dict()
     base = base or resolve_base_model(step.base_model, run_dir, None, seed=step.seed)
     return base, load_tokenizer(base), read_hf_config(base)
+
+
+def _teacher_info(step: TrainStep, run_dir: Path, train: list[dict]):
+    """The logit-distillation teacher as the check sees it (None: no teacher, or trained by an earlier step
+    that has not run yet: its tokenizer is compared when this step runs)."""
+    if step.distill_teacher is None:
+        return None
+    from backends.train.logit_distill import inspect_teacher
+
+    return inspect_teacher(step, run_dir, train)
+
+
+def _teacher_findings(step: TrainStep, teacher, train: list[dict], student_tokenizer, student_config: dict):
+    """Logit-level distillation: one tokenizer and logits width for both models, and a teacher copied to every
+    process (DDP) rather than sharded."""
+    from backends.common.tiny import build_tokenizer
+    from backends.train.logit_distill import SEQUENCE_LEVEL_HINT, tokenizer_mismatch
+    from backends.train.model import load_tokenizer
+
+    teacher_tokenizer = load_tokenizer(teacher.tokenizer_source) if teacher.tokenizer_source else build_tokenizer(train)
+    problem = tokenizer_mismatch(teacher_tokenizer, student_tokenizer, teacher.config, student_config)
+    if problem:
+        found = [Finding(level="error", topic="distill", message=f"distill_teacher `{step.distill_teacher}`: "
+                         f"{problem}", hint=SEQUENCE_LEVEL_HINT)]
+    else:
+        found = [Finding(level="ok", topic="distill", message=f"logit-level distillation from `{teacher.label}`: "
+                         f"one tokenizer ({len(student_tokenizer)} tokens), temperature "
+                         f"{step.distill_temperature:g}, alpha {step.distill_alpha:g}")]
+    if step.n_gpus > 1 and step.distributed != "ddp":
+        found.append(Finding(level="error", topic="distill", message=f"logit-level distillation with "
+                             f"`distributed: {step.distributed}`: the frozen teacher is copied whole to every "
+                             "process, not sharded", hint="use `distributed: ddp`, or one GPU"))
+    return found
+
+
+def _vocab_matched(teacher, hf_config: dict) -> dict | None:
+    """The teacher's config for the memory estimate when its logits are as wide as the student's, else None."""
+    if teacher is None or teacher.config.get("vocab_size") != hf_config.get("vocab_size"):
+        return None
+    return teacher.config
 
 
 def _config_findings(step: TrainStep, device: DeviceInfo, hf_config: dict) -> list[Finding]:
@@ -220,12 +268,15 @@ def check(step: TrainStep, run_dir: Path) -> TrainCheck:
     train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
     device = probe_device()
     precision, precision_reason = choose_precision(step.precision, device)
-    base, tokenizer, hf_config = _inspect_base(step, run_dir, train)
+    teacher = _teacher_info(step, run_dir, train)
+    base, tokenizer, hf_config = _inspect_base(step, run_dir, train, teacher)
     token_counts = example_lengths(examples.records, tokenizer)  # the split's records, in file order
     lengths = length_stats(token_counts, step.seq_len)
     audit = audit_examples(examples, seq_len=step.seq_len, eval_fraction=step.eval_fraction, seed=step.seed,
                            token_counts=token_counts)
     findings = _audit_findings(audit) + _config_findings(step, device, hf_config)
+    if teacher is not None:
+        findings += _teacher_findings(step, teacher, train, tokenizer, hf_config)
     train, replay = mix_replay(train, step.replay_fraction, step.replay_path, step.seed)  # a bad file raises here
     if replay is not None:
         findings.append(Finding(level="ok", topic="replay", message=f"{replay.n_added} examples from {replay.source} "
@@ -239,7 +290,8 @@ def check(step: TrainStep, run_dir: Path) -> TrainCheck:
                                 hint=f"raise `seq_len` to {lengths.max_tokens} to keep every token"))
     seq_len = step.seq_len if step.packing else min(step.seq_len, lengths.max_tokens)
     n_params, n_trainable = count_params(hf_config, step)
-    predicted, note = predict_memory(step, hf_config, base, precision, seq_len=seq_len, device=device.kind)
+    predicted, note = predict_memory(step, hf_config, base, precision, seq_len=seq_len, device=device.kind,
+                                     teacher_config=_vocab_matched(teacher, hf_config))
     predicted_eval = None
     if predicted is not None:
         predicted_eval, _ = predict_memory(step, hf_config, base, precision, seq_len=seq_len, for_eval=True,

@@ -257,9 +257,7 @@ def _fit(trainer, meter: MemoryMeter, run_dir: Path, output_dir: Path, *, resume
     previous = read_sessions(sessions_file) if checkpoint is not None else []
     sessions, progress, finite = _callbacks(sessions_file, previous, resumed_from)
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout
-    for callback in (sessions, progress, finite, *meter.callbacks()):
-        if hasattr(callback, "trainer"):  # the tensor-peak callback counts what this trainer holds
-            callback.trainer = trainer
+    for callback in (sessions, progress, finite, *meter.callbacks(trainer)):
         trainer.add_callback(callback)
     before_file = run_dir / EVAL_BEFORE_FILE
     # The model is the untrained one until `train` loads the checkpoint, so recomputing is always right.

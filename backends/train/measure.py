@@ -114,11 +114,13 @@ class MemoryMeter:
         self._rss_method: str | None = None
         self._step = None
 
-    def callbacks(self) -> list:
-        """Trainer callbacks the meter needs: on CPU the one that tracks one step's live tensors."""
+    def callbacks(self, trainer=None) -> list:
+        """Trainer callbacks the meter needs: on CPU the one that tracks one step's live tensors, counting from
+        what `trainer` holds (None: the model and optimizer the step is given)."""
         if self.device_kind != "cpu":
             return []
         self._step = self._step or tensor_peak_callback()
+        self._step.trainer = trainer
         return [self._step]
 
     def start(self) -> None:

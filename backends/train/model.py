@@ -28,13 +28,15 @@ def _looks_like_hub_id(name: str) -> bool:
     return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not name.endswith("/")
 
 
-def resolve_base_model(base_model: str, run_dir: Path, train_records: list[dict] | None, *, seed: int = 0) -> str:
+def resolve_base_model(base_model: str, run_dir: Path, train_records: list[dict] | None, *, seed: int = 0,
+                       tokenizer_from: str | None = None) -> str:
     """Where the base model's files are: a local folder, or a Hub id already in the local cache.
 
     A local path is absolute already (`advisor.core.paths` made it so when the plan was loaded).
 
     `tiny-demo` is built into `run_dir/base-model` from `train_records` (or reused when a build finished there;
     `build_tiny_demo` writes its marker last, and a folder without it is a killed build, built again).
+    `tokenizer_from` (a logit-distillation teacher's folder) gives it that model's tokenizer instead.
 
     Raises:
         AdvisorError: a local path that does not exist, or a Hub id that cannot be reached.
@@ -48,7 +50,7 @@ def resolve_base_model(base_model: str, run_dir: Path, train_records: list[dict]
                 import shutil
 
                 shutil.rmtree(demo)
-            build_tiny_demo(train_records, demo, seed=seed, name=base_model)
+            build_tiny_demo(train_records, demo, seed=seed, name=base_model, tokenizer_from=tokenizer_from)
         return str(demo.resolve())
     local = Path(base_model).expanduser()
     if local.is_dir():

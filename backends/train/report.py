@@ -35,6 +35,22 @@ def _tensor_peak_rows(peak: TensorPeak | None) -> list[ReportRow]:
     )]
 
 
+def _distill_rows(result: TrainResult) -> list[tuple[str, str]]:
+    """Logit-level distillation: the loss's settings, and how far the student moved towards its teacher."""
+    d = result.logit_distill
+    if d is None:
+        return []
+    on = f"({d.n_heldout_examples} held-out, {d.n_heldout_tokens} answer tokens)"
+    return [
+        ("distillation", f"logit-level from {d.teacher} ({d.n_teacher_params:,} parameters, frozen): loss = "
+                         f"{d.alpha:g}·CE + {1 - d.alpha:g}·T²·KL(teacher ‖ student), temperature T = {d.temperature:g}"),
+        (f"held-out loss, teacher {on}", fmt(d.teacher_loss)),
+        ("held-out loss, student before → after", f"{fmt(d.student_loss_before)} → {fmt(d.student_loss_after)}"),
+        ("held-out KL(teacher ‖ student) at T = 1, before → after",
+         f"{fmt(d.kl_before)} → {fmt(d.kl_after)} nats/token"),
+    ]
+
+
 def report_step(step: TrainStep, result: TrainResult) -> StepReport:
     """Rows and data for one training step."""
     plan = step.prediction
@@ -64,13 +80,15 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
                   measured=f"{measured.tokens_per_second:,.0f} tokens/s" if measured.tokens_per_second else "–"),
     ]
     fit = result.fit
+    loss = "validation loss (the distillation loss)" if result.logit_distill is not None else "validation loss"
     benefit = [*verdict_benefit(verdict),
-               ("validation loss before training", fmt(fit.eval_loss_before)),
-               ("validation loss after training", fmt(fit.eval_loss_after)),
+               (f"{loss} before training", fmt(fit.eval_loss_before)),
+               (f"{loss} after training", fmt(fit.eval_loss_after)),
                ("optimizer steps", fmt(fit.global_step))]
     if result.replay is not None:
         benefit.append(("replay against forgetting", f"{result.replay.n_added} examples from {result.replay.source} "
                         f"(replay_fraction {result.replay.fraction:g}) in the {result.n_train_examples} trained on"))
+    benefit += _distill_rows(result)
     accuracy = result.task_accuracy
     if accuracy is not None:
         for name, scores in (("before", accuracy.base), ("after", accuracy.trained)):
@@ -93,6 +111,7 @@ def report_step(step: TrainStep, result: TrainResult) -> StepReport:
             "cost_usd_at_plan_gpu_price": cost_at_plan_price,
         },
         "replay": result.replay.model_dump(mode="json") if result.replay is not None else None,
+        "logit_distill": result.logit_distill.model_dump(mode="json") if result.logit_distill is not None else None,
         "benefit": {"eval_loss_before": fit.eval_loss_before, "eval_loss_after": fit.eval_loss_after,
                     "steps": fit.global_step,
                     "task_accuracy": accuracy.model_dump(mode="json") if accuracy is not None else None},

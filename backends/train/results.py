@@ -13,6 +13,7 @@ from backends.common.verdict import Verdict
 from backends.train.accuracy import TaskAccuracy
 from backends.train.device import DeviceInfo
 from backends.train.fit import FitOutcome
+from backends.train.logit_distill import LogitDistillResult
 
 __all__ = ["MemoryComparison", "MergeCheck", "TrainResult", "compare_memory", "library_versions"]
 
@@ -85,6 +86,10 @@ class TrainResult(Model):
     )
     replay: ReplayMix | None = Field(
         None, description="General examples mixed into the training split against forgetting; None: no replay"
+    )
+    logit_distill: LogitDistillResult | None = Field(
+        None, description="Logit-level distillation: the teacher, temperature and alpha, and the held-out loss of "
+                          "teacher and student and their KL before and after; None: no teacher"
     )
     artifacts: dict[str, str] = Field(description="Name → path relative to the run directory")
     versions: dict[str, str] = Field(description="Package versions the run used")

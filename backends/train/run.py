@@ -190,7 +190,9 @@ def _launch(step: TrainStep, run_dir: Path, processes: int, *, resume: bool) -> 
         resolve_base_model(step.base_model, run_dir, corpus_records(load_corpus(step.data_path)), seed=step.seed)
     elif step.method != "dpo" or not step.init_adapter:  # built once here, not by every process at once
         examples = load_examples(Path(step.data_path), for_preference=step.method == "dpo")
-        resolve_base_model(step.base_model, run_dir, training_split(step, examples)[0], seed=step.seed)
+        train = training_split(step, examples)[0]
+        _, tokenizer_from = _teacher(step, run_dir, train)
+        resolve_base_model(step.base_model, run_dir, train, seed=step.seed, tokenizer_from=tokenizer_from)
     config = write_accelerate_config(step, precision, run_dir, num_processes=processes)
     command = launch_command(config, run_dir, resume=resume, port=_free_port())
     env = dict(os.environ)
@@ -215,11 +217,56 @@ def _launch(step: TrainStep, run_dir: Path, processes: int, *, resume: bool) -> 
     return TrainResult.model_validate_json((run_dir / RESULT_FILE).read_text())
 
 
+def _teacher_base(teacher: str) -> str:
+    """The folder or id holding the teacher's config (an adapter's base)."""
+    config = Path(teacher) / "adapter_config.json"
+    if config.is_file():
+        return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or teacher
+    return teacher
+
+
+def _heldout_distill(trainer, evaluation: list[dict], tokenizer, step: TrainStep, precision: str) -> dict | None:
+    """The student's and teacher's held-out loss and their KL, as the student is now; None without held-out data."""
+    from backends.train.logit_distill import MAX_HELDOUT, heldout_distill
+    from backends.train.model import loss_batches
+
+    if not evaluation:
+        return None
+    batches = loss_batches(evaluation[:MAX_HELDOUT], tokenizer, step.seq_len)
+    measured = heldout_distill(trainer.model, trainer.teacher_model, batches, precision)
+    return {**measured, "n_examples": len(batches)}
+
+
+def _distill_result(step: TrainStep, teacher: str, trainer, before: dict | None, after: dict | None):
+    from backends.train.logit_distill import LogitDistillResult
+
+    if before is None or after is None:
+        return None
+    return LogitDistillResult(
+        teacher=step.distill_teacher, teacher_path=teacher,
+        n_teacher_params=sum(p.numel() for p in trainer.teacher_model.parameters()),
+        temperature=step.distill_temperature, alpha=step.distill_alpha, n_heldout_examples=after["n_examples"],
+        n_heldout_tokens=after["n_tokens"], teacher_loss=after["teacher_loss"],
+        student_loss_before=before["student_loss"], student_loss_after=after["student_loss"],
+        kl_before=before["kl"], kl_after=after["kl"],
+    )
+
+
 def training_split(step: TrainStep, examples) -> tuple[list[dict], list[dict], ReplayMix | None]:
     """(train, held-out, replay): the grouped split, then the step's replay mixed into the training part only."""
     train, evaluation = split_examples(examples, step.eval_fraction, step.seed)
     train, replay = mix_replay(train, step.replay_fraction, step.replay_path, step.seed)
     return train, evaluation, replay
+
+
+def _teacher(step: TrainStep, run_dir: Path, train: list[dict]) -> tuple[str | None, str | None]:
+    """(teacher, where the student's demo model takes its tokenizer from) of a logit-distillation step."""
+    if step.distill_teacher is None:
+        return None, None
+    from backends.train.logit_distill import resolve_teacher, teacher_tokenizer_source
+
+    teacher = resolve_teacher(step, run_dir, train)
+    return teacher, teacher_tokenizer_source(teacher)
 
 
 def _quiet_libraries() -> None:
@@ -265,8 +312,9 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
         torch.set_float32_matmul_precision(matmul_precision)
         precision_reason += f"; fp32 matmuls in TF32 (torch.set_float32_matmul_precision('{matmul_precision}'))"
     adapter = Path(step.init_adapter) if step.init_adapter else None
+    teacher, tokenizer_from = _teacher(step, run_dir, train)
     base = resolve_dpo_base(step, adapter) or resolve_base_model(step.base_model, run_dir, train,
-                                                                 seed=step.seed)
+                                                                 seed=step.seed, tokenizer_from=tokenizer_from)
     tokenizer = load_tokenizer(base)
     output_dir = run_dir / step.output_dir
     meter = MemoryMeter(device.kind)
@@ -274,12 +322,21 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
     if step.method == "dpo":
         trainer = build_dpo_trainer(step, base, tokenizer, train, evaluation, output_dir, precision,
                                     use_cpu=device.kind == "cpu", adapter_dir=adapter)
+    elif teacher is not None:
+        from backends.train.logit_distill import build_distill_trainer
+
+        trainer = build_distill_trainer(step, base, tokenizer, train, evaluation, output_dir, precision,
+                                        use_cpu=device.kind == "cpu", teacher=teacher)
     else:
         trainer = build_sft_trainer(step, base, tokenizer, train, evaluation, output_dir, precision,
                                     use_cpu=device.kind == "cpu")
+    distill_before = _heldout_distill(trainer, evaluation, tokenizer, step, precision) if teacher else None
     outcome = fit(trainer, meter, run_dir, output_dir, resume=resume)
     if not trainer.accelerator.is_main_process:
         return TrainResult.model_construct()
+    logit_distill = _distill_result(step, teacher, trainer, distill_before,
+                                    _heldout_distill(trainer, evaluation, tokenizer, step, precision)) if teacher else None
+    teacher_config = read_hf_config(_teacher_base(teacher)) if teacher else None
     train_method = step.dpo_policy if step.method == "dpo" else step.method
     audit = audit_examples(examples, seq_len=step.seq_len, eval_fraction=step.eval_fraction, seed=step.seed,
                            token_counts=example_lengths(examples.records, tokenizer))
@@ -304,8 +361,9 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
                                      is_demo=is_demo_model(base))
     seq_len = step.seq_len if step.packing else min(step.seq_len, max(example_lengths(train, tokenizer)))
     predicted, note = predict_memory(step, read_hf_config(base), step.base_model, precision, seq_len=seq_len,
-                                     device=device.kind)
-    outcome = predict_measured_step(outcome, step, read_hf_config(base), step.base_model, precision)
+                                     device=device.kind, teacher_config=teacher_config)
+    outcome = predict_measured_step(outcome, step, read_hf_config(base), step.base_model, precision,
+                                    teacher_config=teacher_config)
     is_demo = is_demo_model(base)
     if is_demo and Path(base).parent == run_dir:
         artifacts["base_model"] = Path(base).name
@@ -317,7 +375,7 @@ def train_here(step: TrainStep, run_dir: Path, *, resume: bool) -> TrainResult:
         seq_len_tokens=seq_len, is_packed=step.packing and step.method != "dpo", device=device, precision=precision,
         precision_reason=precision_reason, fit=outcome, predicted=predicted, prediction_note=note,
         memory=compare_memory(outcome, predicted), merge=merge, task_accuracy=accuracy, verdict=verdict,
-        audit=audit, replay=replay, artifacts=artifacts,
+        audit=audit, replay=replay, logit_distill=logit_distill, artifacts=artifacts,
         versions=library_versions(),
     )
     _write_result(result, run_dir)

@@ -219,7 +219,7 @@ class TensorPeakCallback:
         self.result: TensorPeak | None = None
         self._target: int | None = None
         self._tracker: StorageTracker | None = None
-        self.trainer = None  # set by whoever adds the callback: the starting bytes are what it holds
+        self.trainer = None  # set by `MemoryMeter.callbacks(trainer)`: the starting bytes are what it holds
 
     def on_train_begin(self, args, state, control, **kwargs):
         start = state.global_step
@@ -271,8 +271,10 @@ def predicted_batch(peak: TensorPeak, *, pairs: bool) -> tuple[int, int]:
     return (max(peak.batch_rows // 2, 1) if pairs else peak.batch_rows), peak.seq_len
 
 
-def predict_measured_step(outcome, step, hf_config: dict, model_name: str, precision: str):
-    """`outcome` (a `FitOutcome`) with the estimator's CPU phases for the batch its measured step ran, if any."""
+def predict_measured_step(outcome, step, hf_config: dict, model_name: str, precision: str,
+                          teacher_config: dict | None = None):
+    """`outcome` (a `FitOutcome`) with the estimator's CPU phases for the batch its measured step ran, if any
+    (with `teacher_config`, a logit-distillation teacher's weights, logits and forward counted too)."""
     measured = outcome.measured
     peak = measured.tensor_peak
     if peak is None:
@@ -281,6 +283,6 @@ def predict_measured_step(outcome, step, hf_config: dict, model_name: str, preci
 
     batch, seq_len = predicted_batch(peak, pairs=step.method == "dpo")
     estimate, _ = predict_memory(step, hf_config, model_name, precision, seq_len=seq_len, batch_size=batch,
-                                 device="cpu")
+                                 device="cpu", teacher_config=teacher_config)
     measured = measured.model_copy(update={"tensor_peak": with_prediction(peak, estimate)})
     return outcome.model_copy(update={"measured": measured})

@@ -13,6 +13,7 @@ MEMORY_ROWS = [
     ("activations_bytes", "activations (saved for backward)"),
     ("logits_bytes", "logits and loss over the vocabulary"),
     ("reference_bytes", "DPO reference model"),
+    ("teacher_bytes", "distillation teacher (frozen)"),
     ("kbit_prep_bytes", "fp32 upcast of k-bit prep (weights, activations)"),
     ("kv_cache_bytes", "KV cache"),
     ("workspace_bytes", "workspace (recompute, dequantize, gather)"),
