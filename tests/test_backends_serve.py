@@ -117,6 +117,22 @@ def test_a_plan_that_trains_ends_with_a_serve_step() -> None:
     assert prediction.max_model_len == train.seq_len and prediction.requests_per_day == answers.requests_per_day
 
 
+
+def test_the_serve_prediction_sizes_the_weights_and_kv_cache_the_serve_step_asks_for() -> None:
+    from advisor.core.estimate.quantized import format_from_engine, quantized_weight_bytes
+    from advisor.core.planning import build_plan, predict_serving
+    from advisor.core.recommend import load_answers, recommend
+
+    answers = load_answers(ROOT / "examples/support-assistant/answers.yaml")
+    plan = build_plan(recommend(answers), answers)
+    trained, serve = [s for s in plan.steps if s.kind == "train"], plan.steps[-1]
+    plain = predict_serving(serve, trained)
+    fp8 = predict_serving(serve.model_copy(update={"quantization": "fp8", "kv_cache_dtype": "fp8"}), trained)
+    expected = quantized_weight_bytes(resolve_model(trained[0].base_model), format_from_engine("fp8"))
+    assert fp8.weights_bytes == expected.total_bytes
+    assert fp8.weights_bytes < plain.weights_bytes and fp8.kv_cache_bytes * 2 == plain.kv_cache_bytes
+    assert (plain.weights_format, fp8.kv_cache_dtype) == ("16-bit", "fp8")
+
 # --- Ollama ----------------------------------------------------------------------------------------------------
 
 

@@ -50,6 +50,34 @@ def test_accelerate_reads_the_config_back(tmp_path: Path, distributed: str, expe
         assert config.deepspeed_config["zero_stage"] == int(distributed[-1])
 
 
+@pytest.mark.parametrize("distributed", ["fsdp", "zero3"])
+def test_offload_reaches_the_accelerate_config_and_the_estimate(tmp_path: Path, distributed: str) -> None:
+    pytest.importorskip("accelerate")
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from advisor.core.catalog import resolve_model
+    from advisor.core.estimate.translate import train_spec
+
+    step = _step(n_gpus=2, distributed=distributed, offload=True)
+    path = tmp_path / "accelerate.yaml"
+    path.write_text(yaml.safe_dump(accelerate_config(step, "bf16")))
+    config = load_config_from_file(str(path))
+    if distributed == "fsdp":
+        assert config.fsdp_config["fsdp_offload_params"] is True
+    else:
+        assert (config.deepspeed_config["offload_param_device"], config.deepspeed_config["offload_optimizer_device"]) \
+            == ("cpu", "cpu")
+    spec = train_spec(step, resolve_model("llama-3.2-1b"), "bf16")
+    assert spec.offload_params and spec.offload_optimizer and spec.zero_stage == 3
+
+
+def test_offload_without_sharding_is_refused() -> None:
+    with pytest.raises(ValueError, match="offload moves sharded parameters"):
+        _step(n_gpus=2, distributed="ddp", offload=True)
+    with pytest.raises(ValueError, match="offload moves sharded parameters"):
+        _step(n_gpus=1, distributed="fsdp", offload=True)
+
+
 def test_one_process_is_not_distributed() -> None:
     assert accelerate_config(_step(), "fp32", num_processes=1)["distributed_type"] == "NO"
 

@@ -36,7 +36,8 @@ __all__ = [
     "relocate_paths",
 ]
 
-Kind = Literal["choice", "multi", "int", "float", "text", "path", "gpu", "model", "languages", "rate", "fraction"]
+Kind = Literal["choice", "multi", "int", "float", "text", "path", "gpu", "model", "languages", "rate", "fraction",
+               "tasks"]
 Values = Mapping[str, Any]
 NONE_WORDS = ("none", "-")  # typed to clear an optional answer that has a default
 PATH_FIELDS = ("examples_path", "preferences_path", "corpus_path", "eval_questions_path")
@@ -210,6 +211,10 @@ QUESTIONS: tuple[Question, ...] = (
              default=False, applies=_has_weights),
     Question("n_tasks", "How many separate tasks (or tenants) will one served model handle?", "int", default=1,
              minimum=1, applies=_has_weights),
+    Question("tasks", "Each task's name and examples file, e.g. billing=billing.jsonl, shipping=shipping.jsonl? "
+             "Enter: none", "tasks", optional=True, applies=lambda v: _has_weights(v) and (v.get("n_tasks") or 1) > 1,
+             help="One adapter per task on one base, served under the task's name; these files replace the one "
+             "examples file above, and their number is the number of tasks"),
     Question("no_external_api", "Must requests and documents stay off external APIs (data residency)?", "choice",
              YES_NO, default=False),
     Question("deployment", "Where will the model run?", "choice", DEPLOYMENTS, default="server"),
@@ -275,6 +280,8 @@ def format_value(question: Question, value: Any) -> str:
         return ""
     if question.kind in ("multi", "languages"):
         return ", ".join(value)
+    if question.kind == "tasks":
+        return ", ".join(f"{t['name']}={t.get('examples_path') or ''}" for t in value)
     if isinstance(value, float) and value.is_integer():
         return f"{int(value):,}"
     return f"{value:,}" if isinstance(value, int) else str(value)
@@ -314,6 +321,8 @@ def parse_answer(question: Question, text: str) -> Any:
             return _parse_languages(text)
         case "path":
             return _parse_path(text, question.path_kind)
+        case "tasks":
+            return _parse_tasks(text)
         case "gpu":
             return _parse_gpu(text)
         case "model":
@@ -441,6 +450,27 @@ def _parse_path(text: str, kind: Literal["file", "dir"]) -> str:
     return str(path)
 
 
+def _parse_tasks(text: str) -> list[dict[str, str]]:
+    """`billing=billing.jsonl, shipping=shipping.jsonl`: each task's name and its examples file (which must exist)."""
+    from advisor.core.models.answers import TASK_NAME
+
+    tasks = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, sep, path = (part.strip() for part in item.partition("="))
+        if not sep or not name or not path:
+            raise AnswerError(f"`{item}` is not name=file: type each task as name=file, e.g. billing=billing.jsonl")
+        if not TASK_NAME.fullmatch(name):
+            raise AnswerError(f"task name `{name}` must be lower-case letters, digits, `-` or `_` (it is the "
+                              "adapter's served model name)")
+        tasks.append({"name": name, "examples_path": _parse_path(path, "file")})
+    names = [t["name"] for t in tasks]
+    if len(tasks) < 2:
+        raise AnswerError("give at least two tasks as name=file, separated by commas (one task: Enter)")
+    if len(set(names)) != len(names):
+        raise AnswerError(f"each task needs a name of its own (got {', '.join(names)})")
+    return tasks
+
+
 def _parse_gpu(text: str) -> str:
     from advisor.core.catalog import resolve_gpu
     from advisor.core.errors import UnknownNameError
@@ -501,6 +531,9 @@ def build_answers(values: Values) -> Answers:
         data["gpu"] = {"type": values["gpu_type"], "count": values.get("gpu_count", 1)}
     if data.get("tried"):
         data["tried"] = [_attempt(method, values) for method in data["tried"]]
+    if data.get("tasks"):  # each task's file replaces the one examples file; their number is n_tasks
+        data = {k: v for k, v in data.items() if k not in ("examples_path", "n_examples", "mean_example_tokens")}
+        data["n_tasks"] = len(data["tasks"])
     return Answers.model_validate(data)
 
 
@@ -527,6 +560,15 @@ def relocate_paths(answers: Answers, answers_dir: Path, cwd: Path) -> Answers:
         if full is None or not full.exists() or (field == "base_model" and here):
             continue
         update[field] = os.path.relpath(full, cwd) if here and full.is_relative_to(cwd) else str(full)
+    if answers.tasks:
+        tasks = []
+        for task in answers.tasks:
+            full = (cwd / Path(task.examples_path).expanduser()).resolve() if task.examples_path else None
+            if full is not None and full.exists():
+                task = task.model_copy(update={"examples_path": os.path.relpath(full, cwd)
+                                               if here and full.is_relative_to(cwd) else str(full)})
+            tasks.append(task)
+        update["tasks"] = tasks
     return answers.model_copy(update=update)
 
 

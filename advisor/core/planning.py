@@ -122,6 +122,8 @@ def serve_trained(steps: list, trained: list, rec: Recommendation, answers: Answ
     """The steps with LoRA steps merging (the export, loss-checked by the training backend) and a serve step last.
 
     The serve step's prediction is for the plan's model on the first training step's GPU at the answers' volume.
+    With several tasks in the answers, one training step per task comes first: the serve step names each model
+    after its task (one base + N adapters for LoRA/QLoRA).
     """
     from advisor.core.models import ServeStep
 
@@ -131,7 +133,9 @@ def serve_trained(steps: list, trained: list, rec: Recommendation, answers: Answ
         # IA3 too: vLLM and SGLang load its merged weights, not its vectors.
         if policy in (*ADAPTER_METHODS, "ia3") and not step.merge and step.eval_fraction > 0:
             steps[i] = step.model_copy(update={"merge": True})
-    serve = ServeStep()
+    per_task = [s for _, s in trained if s.method != "dpo"]
+    names = [t.name for t in answers.tasks] if answers.tasks and len(per_task) >= len(answers.tasks) else []
+    serve = ServeStep(names=names)
     prompt_tokens = min((rec.option(name).prompt_tokens for name in rec.stack if name in ADAPTER_METHODS + ("full", "dpo", "distillation")),
                         default=0)
     from advisor.core.models import CONTINUED
@@ -150,6 +154,11 @@ def predict_serving(serve, trained: list, *, requests_per_day: float = 0.0, prom
     (memory only when it names none); None when the catalog does not hold the architecture (offline)."""
     from advisor.core.catalog import resolve_gpu, resolve_model
     from advisor.core.estimate.params import lora_params
+    from advisor.core.estimate.quantized import (
+        format_from_config,
+        format_from_engine,
+        read_quantization_config,
+    )
     from advisor.core.estimate.replica import estimate_serving
 
     if not trained:
@@ -162,10 +171,15 @@ def predict_serving(serve, trained: list, *, requests_per_day: float = 0.0, prom
         return None
     adapters = [lora_params(model, s.lora_rank, s.lora_targets) for s in trained
                 if (s.dpo_policy if s.method == "dpo" else s.method) in ADAPTER_METHODS]
+    # The weights as the engine serves them: the serve step's `quantization`, else what a local base folder's
+    # config.json stores (a GPTQ/AWQ/FP8 checkpoint), else 16-bit.
+    stored = read_quantization_config(first.base_model)
+    quant = format_from_engine(serve.quantization) or (format_from_config(stored) if stored else None)
     return estimate_serving(
         model, adapter_params=adapters, n_whole_models=len(trained) - len(adapters),
         max_model_len=serve.max_model_len or max(s.seq_len for s in trained), concurrency=serve.max_concurrency,
         gpu=gpu, requests_per_day=requests_per_day, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+        quant=quant, kv_cache_dtype=serve.kv_cache_dtype,
     )
 
 

@@ -101,7 +101,7 @@ def accelerate_config(step: TrainStep, precision: str, *, num_processes: int | N
             "fsdp_reshard_after_forward": True,  # full sharding (ZeRO-3 equivalent)
             "fsdp_state_dict_type": "SHARDED_STATE_DICT",
             "fsdp_cpu_ram_efficient_loading": True,
-            "fsdp_offload_params": False,
+            "fsdp_offload_params": step.offload,  # parameters, gradients and optimizer state in CPU memory
             # Gradient checkpointing is done by FSDP's own activation checkpointing with FSDP2.
             "fsdp_activation_checkpointing": step.grad_ckpt,
         }}
@@ -109,8 +109,8 @@ def accelerate_config(step: TrainStep, precision: str, *, num_processes: int | N
     deepspeed = {
         "zero_stage": stage,
         "gradient_accumulation_steps": step.grad_accum,
-        "offload_optimizer_device": "none",
-        "offload_param_device": "none",
+        "offload_optimizer_device": "cpu" if step.offload else "none",
+        "offload_param_device": "cpu" if step.offload and stage == 3 else "none",
         "zero3_init_flag": stage == 3,
     }
     if stage == 3:

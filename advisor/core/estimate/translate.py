@@ -50,5 +50,7 @@ def train_spec(step: TrainStep, model: ModelSpec, compute: ComputeDtype, *, seq_
         grad_ckpt=step.grad_ckpt,
         n_gpus=step.n_gpus,
         zero_stage=ZERO_STAGE[step.distributed] if step.n_gpus > 1 else 0,
+        offload_params=step.offload,
+        offload_optimizer=step.offload,
         device=device,
     )

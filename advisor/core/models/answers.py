@@ -10,8 +10,8 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from advisor.core.models.base import Model
 
 __all__ = [
-    "Answers", "Deployment", "ExampleSource", "Freshness", "Goal", "GpuAnswer", "ModelAccess", "TaskType", "Tried",
-    "TriedAttempt",
+    "Answers", "Deployment", "ExampleSource", "Freshness", "Goal", "GpuAnswer", "ModelAccess", "TaskAnswer", "TaskType",
+    "Tried", "TriedAttempt",
 ]
 
 
@@ -54,6 +54,7 @@ MAX_GPUS = 100_000  # the largest training clusters
 MAX_TEXT_CHARS = 2_000  # `task` is one line for the report
 MAX_PATH_CHARS = 4_096  # PATH_MAX on Linux
 MAX_EDGE_MEMORY_GB = 1_024  # an edge box with a terabyte is a server
+MAX_HOST_MEMORY_GB = 65_536  # 64 TB: above the largest single-node servers
 
 
 
@@ -64,6 +65,10 @@ class GpuAnswer(Model):
 
     type: str = Field(max_length=200, description="GPU name from `advisor gpus`, e.g. `a100-80gb`")
     count: int = Field(1, le=MAX_GPUS, description="How many of them one job may use")
+    host_memory_gb: float | None = Field(
+        None, gt=0, le=MAX_HOST_MEMORY_GB, description="RAM of the machine the GPUs sit in, where CPU offload keeps "
+        "the sharded parameters and optimizer state; None: 64 GB assumed (a common 2-4 GPU workstation)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> GpuAnswer:
@@ -98,6 +103,32 @@ class TriedAttempt(Model):
             raise ValueError("recall applies to method: rag only")
         return self
 
+
+
+# A task's name is the name its adapter is served under (`--lora-modules billing=...`): a slug.
+TASK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class TaskAnswer(Model):
+    """One of several tasks (or tenants) served from one base, each trained on its own examples."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    name: str = Field(max_length=63, description="Served model name of its adapter: lower-case letters, digits, "
+                      "`-`, `_` (e.g. `billing`)")
+    examples_path: str | None = Field(
+        None, max_length=MAX_PATH_CHARS, description="JSON Lines file of this task's examples; when given, measured"
+    )
+    n_examples: int = Field(0, ge=0, le=MAX_COUNT, description="This task's examples (measured from examples_path)")
+    task: str = Field("", max_length=MAX_TEXT_CHARS, description="One line on this task, for the report")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not TASK_NAME.fullmatch(value):
+            raise ValueError(f"task name {value!r} must be lower-case letters, digits, `-` or `_`, starting with a "
+                             "letter or digit (it is the adapter's served model name), e.g. `billing`")
+        return value
 
 
 class Answers(Model):
@@ -202,6 +233,10 @@ class Answers(Model):
         1, ge=1, le=MAX_COUNT, description="Separate tasks (or tenants) one served base model handles, each with "
         "its own tuned weights (prompt tuning and IA3 store a few hundred KB to a few MB per task)",
     )
+    tasks: list[TaskAnswer] = Field(
+        [], max_length=10_000, description="Several tasks (or tenants), each with its name and own examples: the "
+        "plan trains one adapter per task on one base and serves them all; n_tasks is then their number",
+    )
     teacher_model: str | None = Field(
         None, max_length=MAX_PATH_CHARS, description="A model that already does the task well, to distil into a "
         "smaller student: catalog name, HF id or API model; None: `api_model` when teacher_does_task",
@@ -231,6 +266,41 @@ class Answers(Model):
             raise ValueError(f"tried names a method twice ({', '.join(methods)}): give each once")
         if self.teacher_does_task and self.teacher_model is None and self.api_model is None:
             raise ValueError("teacher_does_task needs a teacher: give teacher_model (or api_model)")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _n_tasks_from_tasks(cls, data: object) -> object:
+        """`n_tasks` left out with `tasks` given: their number."""
+        if isinstance(data, dict) and isinstance(data.get("tasks"), list) and len(data["tasks"]) > 1 \
+                and "n_tasks" not in data:
+            return {**data, "n_tasks": len(data["tasks"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check_tasks(self) -> Answers:
+        if not self.tasks:
+            return self
+        names = [t.name for t in self.tasks]
+        if len(names) < 2:
+            raise ValueError("tasks needs at least two entries (one task: give examples_path and n_examples instead)")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"tasks names {', '.join(twice)} more than once: each task needs a name of its own")
+        if self.n_tasks != len(names):
+            raise ValueError(f"n_tasks is {self.n_tasks} but tasks lists {len(names)}: leave n_tasks out (it is "
+                             "the number of tasks) or make them agree")
+        if self.examples_path is not None:
+            raise ValueError("examples_path and tasks both given: give each task's file as its own examples_path "
+                             "under tasks, and leave the top-level examples_path out")
+        stated = sum(t.n_examples for t in self.tasks)
+        if self.n_examples and self.n_examples != stated:
+            raise ValueError(f"n_examples is {self.n_examples:,} but the tasks' n_examples add up to {stated:,}: give "
+                             "each task's count under tasks and leave the top-level n_examples out")
+        if any(t.examples_path is None and not t.n_examples for t in self.tasks):
+            missing = [t.name for t in self.tasks if t.examples_path is None and not t.n_examples]
+            raise ValueError(f"tasks {', '.join(missing)} have no examples: give each an examples_path (or "
+                             "n_examples), since each trains its own adapter")
         return self
 
     def attempts(self) -> dict[str, TriedAttempt]:

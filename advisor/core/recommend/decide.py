@@ -248,5 +248,17 @@ def recommend(answers: Answers, skip_rules: frozenset[str] = frozenset(),
         stack=stack, options=options, warnings=warnings,
         break_even=_break_even(sit, feasible, estimates, gpu), cost_curve=_cost_curve(sit, feasible, estimates, gpu),
         skipped_rules=sorted(skip_rules), facts=values, measured=sit.measured, answers=answers,
-        assumptions=[*sit.notes, *(f"provider_tuning: {h}" for h in handoff), f"served on {'the API ' + sit.api.name if sit.api else gpu.name}", *_ties(feasible)],
+        assumptions=[*sit.notes, *(f"provider_tuning: {h}" for h in handoff), f"served on {'the API ' + sit.api.name if sit.api else gpu.name}", *_ties(feasible),
+                     *_per_task(sit, options, stack)],
     )
+
+
+def _per_task(sit: Situation, options: list[Option], stack: list[OptionName]) -> list[str]:
+    """Several tasks: how the stack's trained option covers them (one base + N adapters) and each task's training."""
+    from advisor.core.recommend.options import PER_TASK
+
+    if not sit.tasks:
+        return []
+    by_name = {o.name: o for o in options}
+    return [f"{name}: {line}" for name in stack if name in PER_TASK and by_name[name].steps_before
+            for line in by_name[name].assumptions[:len(sit.tasks) + 1]]

@@ -127,6 +127,8 @@ class TriedFacts(Model):
 class TaskFacts(Model):
     type: TaskType = Field(description="generation, extraction, classification or tool_calling")
     n_tasks: int = Field(description="Separate tasks (or tenants) one served base handles, each with its own weights")
+    fewest_examples: int = Field(description="Examples of the task with the fewest, each task training on its own "
+                                 "(tasks listed in the answers); otherwise every example")
 
 
 class AlignmentFacts(Model):
@@ -290,7 +292,8 @@ def fact_sheet(
         constraints=ConstraintFacts(no_external_api=a.no_external_api,
                                     open_weights_acceptable=a.open_weights_acceptable),
         tried=_tried_facts(a),
-        task=TaskFacts(type=a.task_type, n_tasks=a.n_tasks),
+        task=TaskFacts(type=a.task_type, n_tasks=a.n_tasks,
+                       fewest_examples=min((t.n_examples for t in sit.tasks), default=sit.n_examples)),
         alignment=AlignmentFacts(keep=a.keep_alignment),
         provider=_provider_facts(sit, estimates["provider_tuning"]),
         distill=_distill_facts(sit, estimates["distillation"]),

@@ -13,7 +13,7 @@ from advisor.core.errors import AdvisorError
 from advisor.core.measure import measure_answers
 from advisor.core.models import Answers, ApiPriceSpec, GpuSpec, MeasuredData, ModelSpec
 
-__all__ = ["Situation", "catalog_architecture", "covers_languages", "load_answers", "resolve_situation"]
+__all__ = ["Situation", "TaskData", "catalog_architecture", "covers_languages", "load_answers", "resolve_situation"]
 
 # The model weight-based paths are estimated on when the answers fix none: a common open-weight 8B model
 # that QLoRA fits on a 24 GB card (decision-rules.md R-03: "recommend a smaller model (e.g. 7-14B on 24 GB)").
@@ -41,6 +41,16 @@ VARIANT_SUFFIX = re.compile(r"(?i)[-_.](instruct|chat|it|hf|base)(?=$|[-_.])")
 
 
 @dataclass(frozen=True)
+class TaskData:
+    """One of several tasks, its examples measured where a file was given."""
+
+    name: str
+    examples_path: str | None
+    n_examples: int
+    mean_example_tokens: int
+
+
+@dataclass(frozen=True)
 class Situation:
     """Everything the estimates need, with measured numbers in place of stated ones where a path was given."""
 
@@ -65,6 +75,7 @@ class Situation:
     compare_api: ApiPriceSpec | None = None  # open weights: the API model the answers compare with
     today: dt.date = field(default_factory=dt.date.today)
     edge_memory_gb: float = 0.0  # 0: a server deployment
+    tasks: tuple[TaskData, ...] = ()  # several tasks, one adapter each on one base; (): one task
 
 
 ANSWER_PATH_FIELDS = ("examples_path", "preferences_path", "corpus_path", "eval_questions_path")
@@ -91,7 +102,46 @@ def load_answers(path: str | Path) -> Answers:
         value = data.get(key)
         if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
             data[key] = str((path.parent / value).resolve())
+    if isinstance(data.get("tasks"), list):
+        data["tasks"] = [{**t, "examples_path": str((path.parent / t["examples_path"]).resolve())}
+                         if isinstance(t, dict) and isinstance(t.get("examples_path"), str) and t["examples_path"]
+                         and not Path(t["examples_path"]).expanduser().is_absolute() else t for t in data["tasks"]]
     return Answers.model_validate(data)
+
+
+def _measure_tasks(answers: Answers, measured: MeasuredData | None,
+                   notes: list[str]) -> tuple[tuple[TaskData, ...], MeasuredData | None]:
+    """Each task's examples measured (its file) or stated; the measured data with their totals.
+
+    The totals are what one-task estimates read: the examples of every task, at their mean length.
+    """
+    from advisor.core.measure import CHARS_PER_TOKEN, measure_jsonl
+
+    if not answers.tasks:
+        return (), measured
+    tasks, found, bad_lines = [], [], 0
+    for t in answers.tasks:
+        n, mean = t.n_examples, answers.mean_example_tokens
+        if t.examples_path:
+            n_file, mean_file, bad = measure_jsonl(t.examples_path, f"tasks.{t.name}.examples_path")
+            if t.n_examples and t.n_examples != n_file:
+                notes.append(f"task {t.name}: the answers say {t.n_examples:,} examples; the file holds {n_file:,}: "
+                             "using the measured count")
+            n, mean, bad_lines = n_file, answers.mean_example_tokens or mean_file or None, bad_lines + bad
+            found.append(f"{t.examples_path}: {n_file:,} records, mean {mean_file:,} tokens (characters / "
+                         f"{CHARS_PER_TOKEN})" + (f"; {bad} lines were not JSON objects and were skipped" if bad else ""))
+        tasks.append(TaskData(name=t.name, examples_path=t.examples_path, n_examples=n,
+                              mean_example_tokens=mean or DEFAULT_EXAMPLE_TOKENS))
+    if any(t.examples_path is None for t in answers.tasks) and answers.mean_example_tokens is None:
+        notes.append(f"examples of tasks without a file assumed {DEFAULT_EXAMPLE_TOKENS} tokens each")
+    if not found:
+        return tuple(tasks), measured
+    total = sum(t.n_examples for t in tasks)
+    mean = round(sum(t.n_examples * t.mean_example_tokens for t in tasks) / total) if total else None
+    base = measured or MeasuredData()
+    return tuple(tasks), base.model_copy(update={
+        "n_examples": total, "mean_example_tokens": mean, "n_invalid_example_lines": bad_lines,
+        "notes": [*found, *base.notes]})
 
 
 def _measured_or_stated(stated: int, measured: int | None, what: str, notes: list[str]) -> int:
@@ -187,8 +237,10 @@ def resolve_situation(answers: Answers, today: dt.date | None = None) -> Situati
     """
     notes: list[str] = []
     measured = measure_answers(answers)
+    tasks, measured = _measure_tasks(answers, measured, notes)
     m = measured or MeasuredData()
-    n_stated = _measured_or_stated(answers.n_examples, m.n_examples, "examples", notes)
+    n_stated = _measured_or_stated(answers.n_examples or sum(t.n_examples for t in tasks), m.n_examples,
+                                   "examples", notes)
     n_examples = n_stated
     if answers.usable_fraction is not None and n_stated:
         n_examples = math.floor(n_stated * answers.usable_fraction)
@@ -228,4 +280,5 @@ def resolve_situation(answers: Answers, today: dt.date | None = None) -> Situati
         n_owned_gpus=answers.gpu.count if answers.gpu else 0, api=api, prompt_tokens=prompt_tokens,
         notes=notes, n_examples_stated=n_stated, compare_api=compare, today=today or dt.date.today(),
         edge_memory_gb=(answers.edge_memory_gb or EDGE_DEFAULT_MEMORY_GB) if answers.deployment == "edge" else 0.0,
+        tasks=tasks,
     )

@@ -19,7 +19,7 @@ file), batch discounts.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import get_args
 
 from advisor.core import catalog
@@ -65,6 +65,18 @@ __all__ = [
 
 OPTIONS: tuple[OptionName, ...] = get_args(OptionName)
 TRAINED = ("lora", "qlora", "full", "dpo", "ia3", "prompt_tuning")
+# With several tasks in the answers these train once per task, each on its own examples (DPO: one preference set).
+PER_TASK = ("lora", "qlora", "full", "ia3", "prompt_tuning")
+# How each per-task path is served, for the recommendation's own words. One base with every LoRA adapter beside
+# it: Hu et al. 2021, LoRA, arXiv:2106.09685 §1 ("A pre-trained model can be shared and used to build many small
+# LoRA modules for different tasks"); S-LoRA, arXiv:2311.03285 and Punica, arXiv:2310.18547 (batched serving of
+# many adapters over one base copy); vLLM `--enable-lora --lora-modules`.
+SHARED_BASE = {
+    "lora": "adapters (one server: vLLM `--enable-lora`, S-LoRA arXiv:2311.03285, Punica arXiv:2310.18547)",
+    "qlora": "adapters (one server: vLLM `--enable-lora`, S-LoRA arXiv:2311.03285, Punica arXiv:2310.18547)",
+    "ia3": "IA3 vector sets (PEFT keeps them on one base in-process; vLLM/SGLang load the merged copies)",
+    "prompt_tuning": "soft prompts (virtual tokens prepended per request on one frozen base)",
+}
 # Training settings beyond TrainStep's own defaults (rank 16, alpha 2x rank: seed 002 "Typical starting values");
 # 2-4 epochs (seed 002); full fine-tuning at a tenth of the LoRA rate (Thinking Machines "LoRA Without Regret").
 EPOCHS = 3.0
@@ -201,9 +213,23 @@ def monthly_at(sit: Situation, option: OptionName, requests_per_day: float, gpu:
                 f"{limits.cached_input_per_mtok_usd:g} USD/MTok ({limits.source})")
         return est.model_copy(update={"assumptions": [f"{est.assumptions[0]}; {note}"]})
     est = estimate_self_hosted_monthly(sit.model, gpu, requests_per_day, prompt, sit.answers.output_tokens)
+    if option == "full" and len(sit.tasks) > 1:
+        est = _separate_models(sit, gpu, requests_per_day, prompt)
     if sit.owned_gpu is not None and gpu.name == sit.owned_gpu.name:
         return _on_owned(sit, est, gpu)
     return est
+
+
+def _separate_models(sit: Situation, gpu: GpuSpec, requests_per_day: float, prompt: int) -> ServingEstimate:
+    """Full fine-tuning of several tasks: one whole model per task, each serving an even share of the volume on
+    replicas of its own (at least one each)."""
+    n = len(sit.tasks)
+    one = estimate_self_hosted_monthly(sit.model, gpu, requests_per_day / n, prompt, sit.answers.output_tokens)
+    return one.model_copy(update={
+        "monthly_usd": one.monthly_usd * n, "n_gpus": one.n_gpus * n, "gpu_hours_per_day": one.gpu_hours_per_day * n,
+        "input_tokens_per_day": one.input_tokens_per_day * n, "output_tokens_per_day": one.output_tokens_per_day * n,
+        "assumptions": [f"{n} separate models, one per task, each serving 1/{n} of the volume: {n} × "
+                        f"({one.assumptions[0]})", *one.assumptions[1:]]})
 
 
 def provider_service(sit: Situation) -> ProviderTuning | None:
@@ -311,8 +337,27 @@ def _layouts(option: OptionName, policy: str, n_gpus: int) -> tuple[str, ...]:
     if n_gpus == 1:
         return ("ddp",)
     if option == "full" or policy == "full":
-        return ("zero3",)
-    return ("ddp", "fsdp")
+        return ("zero3", "zero3+offload")
+    # Answer.AI's 70B on two 24 GB GPUs needs CPU offload too (its README's 2-GPU command; HF PEFT's FSDP-QLoRA
+    # guide, `fsdp_offload_params: true`): the last resort, as it is the slowest.
+    return ("ddp", "fsdp", "fsdp+offload")
+
+
+# Host RAM assumed where the answers do not give it: 64 GB, a common workstation for 2-4 GPUs. CPU offload is only
+# planned when the offloaded state fits in HOST_USABLE of it (the OS, the data loader and pinned buffers need
+# the rest). Llama-70B QLoRA offloads ~37 GiB (fits); LoRA offloads its 140 GB of bf16 weights (does not).
+DEFAULT_HOST_MEMORY_GB = 64
+HOST_USABLE = 0.8
+
+
+def host_memory_bytes(sit: Situation) -> tuple[int, bool]:
+    """(host RAM the GPUs' machine has, as answered?) for CPU offload."""
+    given = sit.answers.gpu.host_memory_gb if sit.answers.gpu else None
+    return int((given or DEFAULT_HOST_MEMORY_GB) * 10**9), given is not None
+
+
+def _host_holds(sit: Situation, memory) -> bool:  # noqa: ANN001
+    return memory.cpu_offload_bytes <= HOST_USABLE * host_memory_bytes(sit)[0]
 
 
 def _job(sit: Situation, option: OptionName, n_gpus: int, policy: str, batch: int = 1,
@@ -327,7 +372,8 @@ def _job(sit: Situation, option: OptionName, n_gpus: int, policy: str, batch: in
         dpo_policy=policy, batch_size=batch,  # type: ignore[arg-type]
         grad_accum=max(1, math.ceil(EFFECTIVE_BATCH / (batch * n_gpus))), seq_len=_seq_len(sit, mean),
         epochs=EPOCHS, learning_rate=LEARNING_RATE[option], n_gpus=n_gpus,
-        distributed=distributed or ("zero3" if full and n_gpus > 1 else "ddp"),  # type: ignore[arg-type]
+        distributed=(distributed or ("zero3" if full and n_gpus > 1 else "ddp")).removesuffix("+offload"),  # type: ignore[arg-type]
+        offload=bool(distributed and distributed.endswith("+offload")),
         # PEFT wraps fused 3-D expert weights (transformers 5 MoE) in a ParamWrapper that refuses dropout.
         **({"lora_dropout": 0.0} if sit.model.is_moe else {}),
         **({"num_virtual_tokens": PROMPT_TUNING_TOKENS} if option == "prompt_tuning" else {}),
@@ -370,7 +416,8 @@ def _best_config(sit: Situation, option: OptionName) -> tuple[TrainStep, GpuSpec
             for layout in layouts:
                 step = _job(sit, option, count, policy, distributed=layout)
                 spec = _spec(sit, step, gpu)
-                ok = fits(estimate_memory(spec), gpu)
+                memory = estimate_memory(spec)
+                ok = fits(memory, gpu) and (not step.offload or _host_holds(sit, memory))
                 if owned and (ok or (layout == layouts[-1] and (policy == "qlora" or option != "dpo"))):
                     return step, gpu, owned, ok
                 if not ok:
@@ -385,9 +432,72 @@ def _best_config(sit: Situation, option: OptionName) -> tuple[TrainStep, GpuSpec
     return None
 
 
-def _estimate_training(sit: Situation, option: OptionName) -> OptionEstimate:
+def _task_situation(sit: Situation, task) -> Situation:  # noqa: ANN001
+    """The situation as one task's training sees it: its own examples file, count and mean length."""
+    frac = sit.answers.usable_fraction
+    n = math.floor(task.n_examples * frac) if frac is not None else task.n_examples
+    path = task.examples_path or f"data/{task.name}.jsonl"  # a placeholder of its own per task
+    return replace(sit, answers=sit.answers.model_copy(update={"examples_path": path, "tasks": []}),
+                   n_examples=n, mean_example_tokens=task.mean_example_tokens, tasks=())
+
+
+def _sum_compute(parts: list[ComputeEstimate]) -> ComputeEstimate:
+    tokens, flops = sum(c.n_tokens for c in parts), sum(c.flops for c in parts)
+    usd = [c.usd for c in parts]
+    return parts[0].model_copy(update={
+        "n_tokens": tokens, "flops": flops, "flops_per_token": flops / tokens if tokens else parts[0].flops_per_token,
+        "hours": sum(c.hours for c in parts), "gpu_hours": sum(c.gpu_hours for c in parts),
+        "usd": None if None in usd else sum(usd),
+        "assumptions": [f"the sum of {len(parts)} trainings, one per task", *parts[0].assumptions]})
+
+
+def _usd(value: float) -> str:
+    return f"{value:,.2f}" if value >= 1 or value == 0 else f"{value:.2g}"
+
+
+def _estimate_per_task(sit: Situation, option: OptionName) -> OptionEstimate:
+    """Several tasks: one training per task, each on its own examples, all on one base and one GPU configuration.
+
+    The configuration is the cheapest that fits the task with the longest examples (the largest sequence); each
+    task's step then predicts its own examples, time and cost. The option costs the sum of the trainings, its
+    memory is the largest peak; the plan gets the first tasks' steps before the last one's (`steps_before`).
+    """
+    tasks = [(t, _task_situation(sit, t)) for t in sit.tasks]
+    longest = max(tasks, key=lambda pair: (pair[0].mean_example_tokens, pair[0].n_examples))[1]
+    config = _best_config(longest, option)
+    if config is None:
+        return _estimate_training(longest, option)
+    per = [_estimate_training(one, option, config) for _, one in tasks]
     est = OptionEstimate(name=option, model=sit.model.name, prompt_tokens=prompt_tokens_of(sit, option))
-    config = _best_config(sit, option)
+    biggest = max(per, key=lambda e: e.memory.peak_bytes)
+    est.memory, est.gpu, est.peak_share = biggest.memory, biggest.gpu, max(e.peak_share for e in per)
+    est.fits = all(e.fits for e in per)
+    est.compute = _sum_compute([e.compute for e in per])
+    est.one_time_usd = sum(e.one_time_usd for e in per)
+    est.out_of_pocket_usd = sum(e.out_of_pocket_usd for e in per)
+    steps = [e.step.model_copy(update={"output_dir": f"{option}-{t.name}"}) for e, (t, _) in zip(per, tasks,
+                                                                                               strict=True)]
+    est.step, est.steps_before = steps[-1], steps[:-1]
+    names = ", ".join(t.name for t, _ in tasks)
+    if option in SHARED_BASE:
+        head = (f"one base + {len(tasks)} {SHARED_BASE[option]}: {len(tasks)} {option} trainings on {sit.model.name}, "
+                f"one per task ({names}), {_usd(est.one_time_usd)} USD in all")
+    else:
+        head = (f"{len(tasks)} separate fully fine-tuned models, one per task ({names}): {len(tasks)} trainings, "
+                f"{_usd(est.one_time_usd)} USD in all, and {len(tasks)} whole models to store and serve")
+    about = {t.name: t.task for t in sit.answers.tasks}
+    est.assumptions = [head, *(f"task {t.name}" + (f" ({about[t.name]})" if about.get(t.name) else "")
+                               + f": {e.assumptions[-2]}; {e.compute.hours:.3g} h, {_usd(e.one_time_usd)} USD"
+                               for e, (t, _) in zip(per, tasks, strict=True)),
+                       per[0].assumptions[-3], per[0].assumptions[-1]]
+    return est
+
+
+def _estimate_training(sit: Situation, option: OptionName,
+                       config: tuple[TrainStep, GpuSpec, bool, bool] | None = None) -> OptionEstimate:
+    """One training's estimate; `config` (step, GPU, owned, fits): that configuration, else the cheapest."""
+    est = OptionEstimate(name=option, model=sit.model.name, prompt_tokens=prompt_tokens_of(sit, option))
+    config = config or _best_config(sit, option)
     if config is None:
         est.fits = False
         est.assumptions.append("no GPU: none owned and renting not allowed, or no catalog GPU fits")
@@ -396,7 +506,8 @@ def _estimate_training(sit: Situation, option: OptionName) -> OptionEstimate:
     first = _spec(sit, step, gpu)
     est.peak_share = estimate_memory(first).peak_bytes / gpu.memory_bytes
     batch = largest_fitting(first, gpu, "batch_size", MAX_MICRO_BATCH) if ok else 1
-    step = _job(sit, option, step.n_gpus, step.dpo_policy, max(batch, 1), step.distributed)
+    step = _job(sit, option, step.n_gpus, step.dpo_policy, max(batch, 1),
+                step.distributed + ("+offload" if step.offload else ""))
     spec = _spec(sit, step, gpu)
     est.memory, est.gpu, est.fits = estimate_memory(spec), gpu, ok
     n, mean = _train_amount(sit, option)
@@ -423,7 +534,11 @@ def _estimate_training(sit: Situation, option: OptionName) -> OptionEstimate:
     est.assumptions += [
         f"{'owned' if owned else 'rented'} {spec.n_gpus} × {gpu.name}"
         + ("" if owned else " (the cheapest catalog configuration that fits)")
-        + (f", {step.distributed.upper()} over {step.n_gpus} GPUs" if step.n_gpus > 1 else ""),
+        + (f", {step.distributed.upper()}{' with CPU offload' if step.offload else ''} over {step.n_gpus} GPUs"
+           if step.n_gpus > 1 else "")
+        + (f" ({est.memory.cpu_offload_bytes / 1e9:,.1f} GB in host RAM of the "
+           f"{host_memory_bytes(sit)[0] / 1e9:g} GB {'given' if host_memory_bytes(sit)[1] else 'assumed'})"
+           if step.offload else ""),
         f"{n:,} {'pairs' if option == 'dpo' else 'examples'} × {mean:,} tokens × {EPOCHS:g} epochs "
         f"(seed 002: 2-4 epochs); micro-batch {spec.batch_size}, sequence {spec.seq_len}",
         f"precision {spec.precision}: {precision_reason}",
@@ -490,7 +605,9 @@ def estimate_options(sit: Situation) -> dict[OptionName, OptionEstimate]:
     gpu_for_serving = serving_gpu(sit)
     estimates: dict[OptionName, OptionEstimate] = {}
     for option in OPTIONS:
-        if option in TRAINED:
+        if option in PER_TASK and sit.tasks:
+            estimates[option] = _estimate_per_task(sit, option)
+        elif option in TRAINED:
             estimates[option] = _estimate_training(sit, option)
         elif option == "provider_tuning":
             estimates[option] = _estimate_provider(sit)
