@@ -349,9 +349,6 @@ def _causes(row: dict[str, str], kind: str, method: str, flags: set[str]) -> lis
                             "MatMul4Bit keeps too (the head is counted 16-bit, its input not kept)"))
     if kind in ("tt-docs", "tt-flags") and "packed" not in row["seq_len"]:
         causes.append(("-", "seq = longest-sample proxy; real peak batch may be shorter"))
-    if kind == "lit-res" and "FSDP" in row["method"]:
-        causes.append(("+", "likely load-time peak: each rank holds the full bf16 weights while the checkpoint "
-                            "is loaded into FSDP (≈ the 1-GPU figure); no load phase is modelled"))
     init = re.search(r"([\d.]+) GB reserved after model init", row["notes"])
     if init:
         causes.append(("+", f"{init.group(1)} GB already reserved after model init (checkpoint load/quantize); "
@@ -452,11 +449,26 @@ def build_case(index: int | str, row: dict[str, str], running_flags: set[str]) -
         if "cpu offload" in row["notes"].lower() or "offload" in row["method"].lower():
             kwargs.update(offload_optimizer=True, offload_params=True)
             assumptions.append("FSDP CPU offload: parameters and optimizer state in CPU memory")
+        if kind in ("lit-res", "lit-hub"):
+            kwargs["fsdp_no_sync"] = True
+            assumptions.append(LITGPT_NO_SYNC_NOTE)
     spec = EstimateSpec(**kwargs)
     measured = float(row["measured_peak_gb"]) * unit
     return Case(str(index), kind, row["model"], spec, stack, metric, measured, _causes(row, kind, method, flags),
                 assumptions, weak=kind in ("axolotl", "lf-7409"))
 
+
+# litgpt's multi-GPU runs accumulate gradients under FSDP no_sync. Oct 2023 (finetune/lora.py @ 8641822, Lightning
+# @ 71aed751 from requirements.txt): gradient_accumulation_iters = 128 // micro_batch_size, every accumulating
+# micro-batch inside `fabric.no_backward_sync(model, ...)`, which FSDPStrategy's _FSDPBackwardSyncControl turns
+# into `module.no_sync()`; FSDPStrategy(auto_wrap_policy={Block}) with use_orig_params=True set by default, so each
+# Block's flat parameter (LoRA inside) requires grad. Apr-Sep 2024 (litgpt/finetune/full.py @ 43c44323, Lightning
+# 2.3.0.dev20240328): the same no_backward_sync loop, TrainArgs.gradient_accumulation_iters = 64 // 4 devices //
+# micro-batch 4 = 4 in config_hub/finetune/{llama-2-7b,llama-3-8b}/full.yaml. The checkpoint load is not the peak:
+# litgpt's load_checkpoint calls fabric.load_raw, whose _load_raw_module_state loads a CPU lazy_load state dict
+# under FULL_STATE_DICT, and FSDP's _full_pre/post_load_state_dict_hook gather and free one unit at a time.
+LITGPT_NO_SYNC_NOTE = ("litgpt accumulates gradients under FSDP no_sync (fabric.no_backward_sync): unsharded "
+                       "gradients held between syncs, frozen block weights included (use_orig_params=True)")
 
 # litgpt's pyproject.toml pinned bitsandbytes==0.42.0 from 2024-03-15 (#946) to 2024-12-28 (#1893), the span
 # of its config_hub benchmark table (Apr-Sep 2024); rows that state a version say it in their notes.

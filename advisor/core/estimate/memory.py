@@ -484,6 +484,7 @@ class _States:
     reference: int
     cpu: int
     gather: int  # ZeRO-3/FSDP: all-gathered full layers in flight (current + prefetched)
+    accumulated: int = 0  # FSDP no_sync: unsharded gradients held from one micro-batch to the next
 
 
 def _dequant_bytes(spec: EstimateSpec) -> int:
@@ -719,7 +720,34 @@ def _model_states(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -
             + (", parameters" if spec.zero_stage == 3 else "")
             + f" divided by {n} (DeepSpeed ZeRO, Rajbhandari et al. 2020)"
         )
-    return _States(weights, master, grads, opt, reference, cpu, gather), notes
+    accumulated = 0
+    if spec.fsdp_no_sync:
+        accumulated, grads, no_sync_note = _no_sync_gradients(spec, inv, n_trainable)
+        notes.append(no_sync_note)
+    return _States(weights, master, grads, opt, reference, cpu, gather, accumulated), notes
+
+
+def _no_sync_gradients(spec: EstimateSpec, inv: P.ParamInventory, n_trainable: int) -> tuple[int, int, str]:
+    """FSDP1 gradient accumulation under no_sync(): (unsharded gradients held per GPU, sharded after the sync, note).
+
+    While `_sync_gradients` is off, `_post_backward_hook` reshards the parameters but returns before the
+    reduce-scatter, so `flat_param.grad` stays unsharded and accumulates (torch distributed/fsdp/_runtime_utils.py,
+    2.1 on). With `use_orig_params=True` a FlatParameter requires grad when any of its parameters does, and the
+    frozen ones are views of it too, so autograd fills the gradient of the whole unit (torch _wrap_utils.py warns:
+    "gradient memory usage will be higher than expected"). litgpt wraps each Block, LoRA inside, so every block's
+    frozen weights get gradients; the root unit (embeddings, final norm, LM head) holds none trainable under LoRA.
+    After the syncing micro-batch each GPU keeps 1/N of those flat-parameter gradients.
+    """
+    if spec.train_method == "lora":
+        held = spec.model.n_layers * inv.layer_params * _weight_bytes(spec) + n_trainable * _adapter_bytes(spec)
+        what = "every block's weights, frozen ones included (use_orig_params=True)"
+    else:
+        held = n_trainable * _trainable_param_bytes(spec)
+        what = "all weights"
+    sharded = -(-held // spec.n_gpus)
+    note = (f"FSDP no_sync gradient accumulation: every GPU keeps the unsharded gradients of {what} between "
+            f"syncs ({held} B), {sharded} B once reduce-scattered")
+    return held, sharded, note
 
 
 def _logit_bytes(spec: EstimateSpec, tokens: int) -> tuple[int, int]:
@@ -777,9 +805,10 @@ def _training_phases(spec: EstimateSpec, st: _States, acts: ActivationBytes) -> 
     # under no_grad first (its logits are freed before the policy's forward).
     recompute = acts.per_block if spec.grad_ckpt else 0
     held = _held_logit_bytes(spec, tokens)
-    forward = resident + acts.total + logits_fwd + workspace
-    backward = resident + acts.total + logits_bwd + recompute + workspace + held
-    grads_end = resident + st.gradients + workspace + held
+    accumulated = st.accumulated  # FSDP no_sync: last micro-batches' unsharded gradients, alive throughout
+    forward = resident + accumulated + acts.total + logits_fwd + workspace
+    backward = resident + accumulated + acts.total + logits_bwd + recompute + workspace + held
+    grads_end = resident + max(st.gradients, accumulated) + workspace + held
     step = resident + st.gradients + held
     eval_phase = resident + _eval_working_set(spec, tokens)
     return {
@@ -947,7 +976,7 @@ def estimate_memory(spec: EstimateSpec) -> MemoryEstimate:
         n_trainable_params=n_trainable,
         weights_bytes=states.weights - prep.weights,
         master_weights_bytes=states.master,
-        gradients_bytes=states.gradients,
+        gradients_bytes=max(states.gradients, states.accumulated),
         optimizer_bytes=states.optimizer,
         activations_bytes=acts.blocks + acts.head - prep.activations,
         logits_bytes=acts.loss + max(logits_fwd, logits_bwd + _held_logit_bytes(act_spec, tokens)),

@@ -131,6 +131,13 @@ class EstimateSpec(Model):
         description="The training loop keeps the model output, its b·s·V logits, alive through backward and the "
         "optimizer step (a plain `outputs = model(...)` loop; transformers' Trainer drops it before backward)",
     )
+    fsdp_no_sync: bool = Field(
+        False,
+        description="ZeRO-3/FSDP with gradient accumulation under FSDP1's no_sync() (litgpt wraps every accumulating "
+        "micro-batch in fabric.no_backward_sync): each rank keeps the unsharded gradient of every flat parameter "
+        "that needs one until the syncing micro-batch; with use_orig_params=True (Lightning's default) a wrapped "
+        "block holding LoRA weights gets a gradient for its frozen weights too",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EstimateSpec:
@@ -147,6 +154,10 @@ class EstimateSpec(Model):
                             "sharded optimizer state; without sharding nothing offloads it)")
         if self.offload_params and self.zero_stage != 3:
             problems.append("offload_params needs zero_stage 3 (parameters are only sharded at stage 3)")
+        no_sync_ok = self.zero_stage == 3 and not self.offload_params and self.train_method in ("full", "lora")
+        if self.fsdp_no_sync and not no_sync_ok:
+            problems.append("fsdp_no_sync needs zero_stage 3 without parameter offload, and full or LoRA training "
+                            "(what litgpt ran under FSDP no_sync)")
         if self.zero_stage and self.n_gpus == 1 and not (self.offload_optimizer or self.offload_params):
             problems.append("zero_stage > 0 shards over GPUs: set n_gpus > 1, or an offload option")
         if problems:
