@@ -119,3 +119,38 @@ def test_the_questionnaire_asks_for_a_teacher_and_then_whether_it_does_the_task(
     assert next_question(values).key == "teacher_does_task"
     answers = build_answers({**values, "teacher_does_task": True})
     assert answers.teacher_model == "gpt-5.4" and answers.teacher_does_task
+
+
+LOGIT_TEAM = dict(goal=["style_format"], task="summarise field reports on the device", n_examples=2000,
+                  deployment="edge", edge_memory_gb=4, requests_per_day=50_000, budget_usd=500,
+                  base_model="llama-3.2-1b", gpu={"type": "a100-80gb", "count": 1})
+
+
+def test_a_teacher_with_the_students_tokenizer_is_distilled_on_its_logits() -> None:
+    from advisor.core.catalog import resolve_gpu, resolve_model
+    from advisor.core.estimate.logit_distill import estimate_distill_memory
+    from advisor.core.estimate.translate import train_spec
+
+    rec = recommend(Answers(**LOGIT_TEAM, teacher_model="llama-3.1-8b", teacher_does_task=True), today=TODAY)
+    assert rec.primary == "distillation" and rec.facts["distill.logit_level"]
+    option = rec.option("distillation")
+    assert "distil-on-the-teachers-logits" in _rules(option) and not option.steps_before
+    student = option.step
+    assert student.distill_teacher == "meta-llama/Llama-3.1-8B" and student.data_from is None
+    # The prediction counts the teacher beside the student, as the backend's estimate does.
+    spec = train_spec(student, resolve_model("llama-3.2-1b"), "bf16")
+    memory = estimate_distill_memory(spec, resolve_model("llama-3.1-8b"))
+    assert student.prediction.peak_bytes == memory.peak_bytes and memory.teacher_bytes > 0
+    assert memory.peak_bytes < resolve_gpu("a100-80gb").memory_bytes
+    plan = build_plan(rec, rec.answers)
+    assert [s.kind for s in plan.steps] == ["train", "serve"]  # no answering step: the teacher runs in training
+
+
+@pytest.mark.parametrize(("teacher", "why"), [("qwen2.5-7b", "do not share a tokenizer"),
+                                              ("llama-3.1-70b", "more than one a100-80gb")])
+def test_otherwise_the_teacher_writes_answers_for_the_student(teacher: str, why: str) -> None:
+    rec = recommend(Answers(**LOGIT_TEAM, teacher_model=teacher, teacher_does_task=True), today=TODAY)
+    option = rec.option("distillation")
+    assert not rec.facts["distill.logit_level"] and "distil-on-the-teachers-logits" not in _rules(option)
+    assert isinstance(option.steps_before[0], DistillStep) and option.step.data_from == "distill"
+    assert any(a.startswith("sequence level") and why in a for a in option.assumptions)

@@ -1,5 +1,7 @@
 """Distillation as a path: a teacher that already does the task answers the examples' prompts, a small student is
-trained on those answers (LoRA, `data_from: distill`) and served in the teacher's place.
+trained on those answers (LoRA, `data_from: distill`) and served in the teacher's place. When the teacher is open
+weights with the student's tokenizer, and both fit the student's training GPU, the student learns from the teacher's
+token distribution instead (logit level, `distill_teacher`): no answering step, the teacher's forward in training.
 
     teacher       answers.teacher_model, else the API model used today (when it does the task)
     student       the base the answers name, else the model the edge path picks (largest catalog model whose
@@ -30,6 +32,30 @@ STUDENT_METHOD = "lora"
 # OpenAI-compatible endpoints of the providers in the API catalog (each provider's documentation).
 TEACHER_ENDPOINTS = {"OpenAI": "https://api.openai.com/v1", "Anthropic": "https://api.anthropic.com/v1",
                      "Google": "https://generativelanguage.googleapis.com/v1beta/openai"}
+
+
+# Catalog models by tokenizer: one family shares one tokenizer (the models' tokenizer.json files); logit-level
+# distillation also needs the same logits width (config vocab_size: Qwen2.5-7B+ pad to 152064, the small ones
+# have 151936, so they do not pair).
+TOKENIZER_FAMILY = {
+    **dict.fromkeys(("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b",
+                     "llama-3.3-70b"), "llama-3"),
+    **dict.fromkeys(("llama-2-7b", "llama-2-13b", "llama-2-70b", "tinyllama-1.1b"), "llama-2"),
+    **dict.fromkeys(("mistral-7b", "mixtral-8x7b"), "mistral-v1"),
+    **dict.fromkeys(("qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b",
+                     "qwen2.5-72b"), "qwen2.5"),
+    **dict.fromkeys(("gemma-2-2b", "gemma-2-9b", "gemma-2-27b"), "gemma-2"),
+}
+LOGIT_LEVEL_SOURCE = ("Hinton, Vinyals & Dean 2015, arXiv:1503.02531 (soft targets carry more than the answer); "
+                      "Agarwal et al. 2024, GKD, arXiv:2306.13649 (token-level KD on the same data beats "
+                      "sequence-level KD on the teacher's samples in their summarisation and translation runs)")
+
+
+def shares_tokenizer(teacher: ModelSpec, student: ModelSpec) -> bool:
+    """Teacher and student read and write the same token ids (same family, same logits width)."""
+    family = TOKENIZER_FAMILY.get(teacher.name)
+    return family is not None and family == TOKENIZER_FAMILY.get(student.name) \
+        and teacher.vocab_size == student.vocab_size
 
 
 @dataclass(frozen=True)
@@ -70,10 +96,13 @@ def student_of(sit: Situation) -> tuple[ModelSpec, str, str]:
     return catalog.resolve_model(name), rows[name]["hf_id"], f"student {how}"
 
 
-def estimate_distillation(sit: Situation, gpu: GpuSpec, train: Callable, prompt_tokens: int, prompts: str):  # noqa: ANN201
+def estimate_distillation(sit: Situation, gpu: GpuSpec, train: Callable, prompt_tokens: int, prompts: str,  # noqa: ANN201
+                          spec: Callable, epochs: float):
     """Distillation's estimate (an `options.OptionEstimate`): the student's training step with its prediction, and
-    the distill step before it. `train(situation, method)` estimates a training path (`options`' own); the
-    student serves `prompt_tokens` per request; the teacher answers the prompts of the file `prompts`."""
+    the distill step before it (none at logit level). `train(situation, method)` estimates a training path and
+    `spec(situation, step, gpu)` gives a step's estimator spec (`options`' own); the student serves `prompt_tokens`
+    per request over `epochs` of training; the teacher answers (or, at logit level, reads) the examples of the file
+    `prompts`."""
     a = sit.answers
     student, student_id, why = student_of(sit)
     est = train(dataclasses.replace(sit, model=student, model_hf_id=student_id), STUDENT_METHOD)
@@ -117,6 +146,11 @@ def estimate_distillation(sit: Situation, gpu: GpuSpec, train: Callable, prompt_
         student_monthly_usd=student_monthly(per_month), payback_months=PAYBACK_MONTHS,
         break_even_requests_per_month=break_even, assumptions=notes,
     )
+    est.distill_prediction = prediction
+    logit = (_logit_level(sit, est, teacher, student, prompts, spec, epochs)
+             if teacher.model is not None and est.step is not None else None)
+    if logit is not None:
+        return logit
     endpoint = TEACHER_ENDPOINTS.get(teacher.api.provider) if teacher.api and not a.no_external_api else None
     step = DistillStep(teacher=teacher.name, prompts_path=prompts, max_new_tokens=a.output_tokens, gpu=gpu.name,
                        student_gpu="edge" if edge else gpu.name, requests_per_day=a.requests_per_day,
@@ -131,4 +165,55 @@ def estimate_distillation(sit: Situation, gpu: GpuSpec, train: Callable, prompt_
     if teacher.api is not None and endpoint is None:
         est.assumptions.append("the teacher's API is not called from this plan (no endpoint: residency, or a "
                                "provider without an OpenAI-compatible one): its answers must come another way")
+    return est
+
+
+def _logit_level(sit: Situation, est, teacher: Teacher, student: ModelSpec, examples: str, spec_of: Callable,  # noqa: ANN001, ANN202
+                 epochs: float):
+    """`est` as logit-level distillation when the tokenizers match and teacher + student fit the student's GPU;
+    None otherwise (the reason appended to `est.assumptions`)."""
+    from advisor.core.estimate.fit import fits
+    from advisor.core.estimate.logit_distill import estimate_distill_compute, estimate_distill_memory
+
+    if not shares_tokenizer(teacher.model, student):
+        est.assumptions.append(f"sequence level: {teacher.model.name} and {student.name} do not share a tokenizer, "
+                               "so the student learns from the teacher's written answers")
+        return None
+    step, gpu = est.step, est.gpu
+    if gpu is None or step.n_gpus > 1:
+        est.assumptions.append("sequence level: logit-level distillation copies the teacher to every GPU; the "
+                               "student's job spans several")
+        return None
+    logit_step = step.model_copy(update={"data_from": None, "distill_teacher": teacher.name, "data_path": examples})
+    spec = spec_of(sit, logit_step, gpu)
+    memory = estimate_distill_memory(spec, teacher.model)
+    if not fits(memory, gpu):
+        est.assumptions.append(f"sequence level: {teacher.model.name} beside the student needs "
+                               f"{memory.peak_bytes / 2**30:,.1f} GiB, more than one {gpu.name}")
+        return None
+    pred = est.distill_prediction
+    compute = estimate_distill_compute(spec, teacher.model, gpu, pred.n_prompts, sit.mean_example_tokens, epochs)
+    student_usd = est.compute.usd if est.compute else None
+    teacher_usd = (compute.usd - student_usd) if compute.usd is not None and student_usd is not None else None
+    owned = step.prediction.gpu_owned if step.prediction else False
+    paid = 0.0 if owned else (compute.usd or 0.0)
+    prediction = pred.model_copy(update={
+        "teacher_seconds": (compute.hours - est.compute.hours) * 3600 if est.compute else None,
+        "teacher_usd": teacher_usd, "student_hours": compute.hours, "student_usd": compute.usd,
+        "one_time_usd": compute.usd,
+        "assumptions": [f"logit level: the teacher's forward on every training token "
+                        f"({compute.flops_per_token - est.compute.flops_per_token:,.0f} FLOPs/token) inside the "
+                        "student's training" if est.compute else "logit level", *pred.assumptions[1:]]})
+    if step.prediction is not None:
+        logit_step = logit_step.model_copy(update={"prediction": step.prediction.model_copy(update={
+            "peak_bytes": memory.peak_bytes, "hours": compute.hours, "usd": compute.usd})})
+    # An owned GPU is charged its electricity (as `options` charges the student alone): scaled by the GPU-hours.
+    scale = compute.gpu_hours / est.compute.gpu_hours if est.compute and est.compute.gpu_hours else 1.0
+    est.one_time_usd = est.one_time_usd * scale if owned else (compute.usd or 0.0)
+    est.out_of_pocket_usd = paid
+    est.step, est.memory, est.compute, est.distill_prediction = logit_step, memory, compute, prediction
+    est.assumptions.append(f"logit level: {teacher.model.name} and {student.name} share a tokenizer, and the "
+                           f"teacher fits beside the student on one {gpu.name} ({memory.peak_bytes / 2**30:,.1f} "
+                           f"GiB): the student matches its token distribution (KL at T={logit_step.distill_temperature:g}, "
+                           f"alpha {logit_step.distill_alpha:g}) — {LOGIT_LEVEL_SOURCE}")
     return est

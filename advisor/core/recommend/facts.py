@@ -155,6 +155,8 @@ class DistillFacts(Model):
     break_even_requests_per_month: float = Field(
         description="Volume per month from which serving the student instead of the teacher repays distillation "
         "within 12 months (inf: never or not costed)")
+    logit_level: bool = Field(description="The student learns the teacher's token distribution (shared tokenizer, "
+                              "both fit the student's GPU) instead of its written answers")
 
 
 class CptFacts(Model):
@@ -314,14 +316,15 @@ def _distill_facts(sit: Situation, est: OptionEstimate) -> DistillFacts:
     from advisor.core.estimate.serving import DAYS_PER_MONTH
 
     a = sit.answers
-    pred = est.steps_before[0].prediction if est.steps_before else None
+    pred = est.distill_prediction
     even = pred.break_even_requests_per_month if pred else None
     return DistillFacts(
         has_teacher=pred is not None, teacher_does_task=pred is not None and a.teacher_does_task,
         teacher_api=pred is not None and pred.teacher_kind == "api",
         teacher_usd=round(pred.teacher_usd or 0.0, 2) if pred else 0.0,
         requests_per_month=a.requests_per_day * DAYS_PER_MONTH,
-        break_even_requests_per_month=math.inf if even is None else round(even, 1))
+        break_even_requests_per_month=math.inf if even is None else round(even, 1),
+        logit_level=getattr(est.step, "distill_teacher", None) is not None)
 
 
 def _qlora_16bit_share(sit: Situation) -> float:

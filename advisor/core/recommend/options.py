@@ -33,6 +33,7 @@ from advisor.core.models import (
     PROVIDER_EXECUTED,
     ApiPriceSpec,
     ComputeEstimate,
+    DistillPrediction,
     DistillStep,
     EstimateSpec,
     GpuSpec,
@@ -131,6 +132,8 @@ class OptionEstimate:
     step: TrainStep | RagStep | PromptStep | None = None
     # distillation: the teacher's answers; continued pretraining: the step on the documents
     steps_before: list[DistillStep | TrainStep] = field(default_factory=list)
+    # distillation: teacher, student and break-even (on the distill step, or the logit-level student's own)
+    distill_prediction: DistillPrediction | None = None
     compute: ComputeEstimate | None = None
     payback_months: float | None = None
     latency_ms: float = 0.0  # self-hosted: prefill + decode of one request at full batch; 0: not estimated
@@ -620,7 +623,8 @@ def estimate_options(sit: Situation) -> dict[OptionName, OptionEstimate]:
 
             estimates[option] = estimate_distillation(sit, gpu_for_serving, _estimate_training,
                                                       prompt_tokens_of(sit, option),
-                                                      sit.answers.examples_path or PLACEHOLDER_EXAMPLES)
+                                                      sit.answers.examples_path or PLACEHOLDER_EXAMPLES,
+                                                      spec=_spec, epochs=EPOCHS)
         else:
             estimates[option] = _estimate_inference(sit, option, gpu_for_serving)
         est = estimates[option]
