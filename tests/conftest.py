@@ -81,3 +81,28 @@ def assert_user_error(result, *fragments: str, preamble: bool = False) -> None:
     for fragment in fragments:
         assert fragment in result.stderr, result.stderr
     assert result.stdout == ""
+
+
+def kill_when_ready(cmd: list[str], ready, *, env: dict | None = None, cwd=None, timeout: float = 240.0,
+                    poll: float = 0.05) -> None:
+    """Start `cmd` in a session of its own and SIGKILL its whole process group once `ready()` is true.
+
+    Fails when the command ends first or `timeout` seconds pass (generous: a loaded CI machine imports slowly;
+    not a timing assertion). The group is killed on failure too, so no run outlives its test.
+    """
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=env, cwd=cwd)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before it could be interrupted"
+            assert time.monotonic() < deadline, f"nothing to interrupt within {timeout:g} s"
+            time.sleep(poll)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

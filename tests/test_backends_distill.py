@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import kill_when_ready
 
 from advisor.core.catalog import resolve_gpu, resolve_model
 from advisor.core.errors import AdvisorError
@@ -221,16 +220,8 @@ def test_example_distils_and_resumes_after_kill_in_the_distill_step(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "advisor", "run", str(plan_path), "--yes", "--demo", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     answers = out / "2-distill" / "teacher.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if answers.is_file() and answers.read_text().count("\n") >= 3:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when_ready(cmd, lambda: answers.is_file() and answers.read_text().count("\n") >= 3, env=env)
     kept = answers.read_text().splitlines()
     kept = kept[:-1] if kept and not answers.read_text().endswith("\n") else kept
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import kill_when_ready
 
 from advisor.core.errors import AdvisorError
 from advisor.core.models import TrainStep
@@ -138,16 +137,10 @@ def test_example_pretrains_then_tunes_and_resumes_after_kill_during_pretraining(
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "advisor", "run", str(plan_path), "--yes", "--demo", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     checkpoints = out / "1-train-full" / "model"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if checkpoints.is_dir() and any(is_complete_checkpoint(p) for p in checkpoints.glob("checkpoint-*")):
-            break  # a finished checkpoint to resume from (a half-written one is discarded, and training restarts)
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # A finished checkpoint to resume from (a half-written one is discarded, and training restarts).
+    kill_when_ready(cmd, lambda: checkpoints.is_dir() and any(is_complete_checkpoint(p)
+                                                              for p in checkpoints.glob("checkpoint-*")), env=env)
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     result = json.loads((out / "result.json").read_text())

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import kill_when_ready
 
 from advisor.core.models import TrainStep
 
@@ -147,16 +145,9 @@ def test_resume_after_sigkill_finishes_the_run(runs: Path) -> None:
     plan.write_text(yaml.safe_dump({"name": "resume", "steps": [step]}))
     out = runs / "resume"
     run_dir = out / "1-train-lora"  # the plan's first step, in the folder `advisor run` would give it
-    process = subprocess.Popen([sys.executable, "-m", "advisor", "train", "run", str(plan), "--out", str(out)],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.monotonic() + 240
-    while not list((run_dir / "model").glob("checkpoint-*/trainer_state.json")):
-        assert process.poll() is None, "the run ended before its first checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when_ready([sys.executable, "-m", "advisor", "train", "run", str(plan), "--out", str(out)],
+                    lambda: bool(list((run_dir / "model").glob("checkpoint-*/trainer_state.json"))),
+                    cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert not (run_dir / "result.json").exists()  # it really was interrupted
 
     _register()

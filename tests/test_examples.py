@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import kill_when_ready
 
 from advisor.core.recommend import load_answers, recommend
 
@@ -82,24 +80,22 @@ def test_killed_run_resumes_without_redoing_finished_steps(tmp_path):
     plan = {"name": "resume", "steps": [
         {"kind": "rag", "docs_dir": str(support / "kb")},
         {"kind": "train", "method": "lora", "base_model": "tiny-demo", "data_path": str(support / "examples.jsonl"),
-         "max_steps": 40, "batch_size": 8, "seq_len": 256, "eval_fraction": 0.05},
+         "max_steps": 12, "batch_size": 4, "seq_len": 128, "eval_fraction": 0.02},  # the resume, not the learning
     ]}
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(yaml.safe_dump(plan))
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "advisor", "run", str(plan_path), "--yes", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 240
     state = {}
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (out / "state.json").is_file():
-            state = json.loads((out / "state.json").read_text())
-            if state["steps"][1]["status"] == "running":
-                break
-        time.sleep(0.2)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+
+    def second_step_running() -> bool:
+        try:
+            state.update(json.loads((out / "state.json").read_text()))
+        except (OSError, ValueError):
+            return False  # not written yet, or caught between the write and the rename
+        return state["steps"][1]["status"] == "running"
+
+    kill_when_ready(cmd, second_step_running, poll=0.2)
     assert state["steps"][0]["status"] == "done"
     current = (out / "1-rag" / "index" / "CURRENT").read_text()
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -108,4 +104,4 @@ def test_killed_run_resumes_without_redoing_finished_steps(tmp_path):
     assert (out / "1-rag" / "index" / "CURRENT").read_text() == current  # the index was not rebuilt
     final = json.loads((out / "state.json").read_text())
     assert [s["status"] for s in final["steps"]] == ["done", "done"]
-    assert json.loads((out / "result.json").read_text())["steps"][1]["benefit"]["steps"] == 40
+    assert json.loads((out / "result.json").read_text())["steps"][1]["benefit"]["steps"] == 12

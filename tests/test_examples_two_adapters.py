@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import kill_when_ready
 
 from advisor.core.planning import absolute_plan, build_plan, save_plan
 from advisor.core.recommend import load_answers, recommend
@@ -33,20 +32,16 @@ def test_two_tasks_train_two_adapters_on_one_base_and_resume_after_kill(tmp_path
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "advisor", "run", str(tmp_path / "plan.yaml"), "--yes", "--demo", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
-    deadline, state = time.monotonic() + 240, {}
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (out / "state.json").is_file():
-            try:
-                state = json.loads((out / "state.json").read_text())
-            except ValueError:
-                continue  # caught between the write and the rename
-            if state["steps"][1]["status"] == "running":
-                break
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    state = {}
+
+    def second_adapter_training() -> bool:
+        try:
+            state.update(json.loads((out / "state.json").read_text()))
+        except (OSError, ValueError):
+            return False  # not written yet, or caught between the write and the rename
+        return state["steps"][1]["status"] == "running"
+
+    kill_when_ready(cmd, second_adapter_training, env=env, poll=0.1)
     assert state["steps"][0]["status"] == "done"
     first = (out / "1-train-lora" / "result.json").read_text()
 

@@ -11,17 +11,16 @@ import errno
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import kill_when_ready
 
 from advisor.core.errors import AdvisorError, RunFailedError
 
@@ -558,16 +557,10 @@ def test_a_resumed_run_reports_the_time_and_tokens_of_every_session(tmp_path: Pa
 
     plan = _plan(tmp_path, "resume", max_steps=60, learning_rate=1e-2)
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "advisor", "train", "run", str(plan), "--out", str(run_dir)],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.monotonic() + 240
-    while len(states := list(run_dir.glob("**/model/checkpoint-*/trainer_state.json"))) < 2:
-        assert process.poll() is None, "the run ended before its second checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when_ready([sys.executable, "-m", "advisor", "train", "run", str(plan), "--out", str(run_dir)],
+                    lambda: len(list(run_dir.glob("**/model/checkpoint-*/trainer_state.json"))) >= 2,
+                    cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, poll=0.02)
+    states = sorted(run_dir.glob("**/model/checkpoint-*/trainer_state.json"))
     model_dir = states[0].parents[1]
     step_dir = model_dir.parent  # the run folder, or the step's folder inside it
     assert not list(run_dir.glob("**/result.json"))

@@ -297,23 +297,12 @@ def _trainer_class():
 def build_distill_trainer(step: TrainStep, base: str, tokenizer, train_records: list[dict],
                           eval_records: list[dict], output_dir: Path, precision: str, *, use_cpu: bool, teacher: str):
     """The student for `step.method` with the teacher loaded beside it, in the distillation trainer."""
-    from backends.train.builders import _to_peft_config, _to_sft_config
-    from backends.train.model import load_model
-    from backends.train.sft import _callbacks, tokenized_dataset
+    from backends.train.sft import build_sft_trainer
 
-    trainer_class = _trainer_class()
-    return trainer_class(
-        model=load_model(base, step.method, precision),
-        teacher_model=load_teacher(teacher, precision),
-        alpha=step.distill_alpha,
-        temperature=step.distill_temperature,
-        args=_to_sft_config(step, output_dir, precision, use_cpu=use_cpu),
-        train_dataset=tokenized_dataset(train_records, tokenizer),
-        eval_dataset=tokenized_dataset(eval_records, tokenizer) if eval_records else None,
-        processing_class=tokenizer,
-        peft_config=_to_peft_config(step),
-        callbacks=_callbacks(step),
-    )
+    return build_sft_trainer(step, base, tokenizer, train_records, eval_records, output_dir, precision,
+                             use_cpu=use_cpu, trainer_class=_trainer_class(),
+                             teacher_model=load_teacher(teacher, precision), alpha=step.distill_alpha,
+                             temperature=step.distill_temperature)
 
 
 def heldout_distill(student, teacher, batches: list[dict], precision: str) -> dict:

@@ -32,12 +32,15 @@ def _callbacks(step: TrainStep) -> list:
 
 
 def build_sft_trainer(step: TrainStep, base: str, tokenizer, train_records: list[dict], eval_records: list[dict],
-                      output_dir: Path, precision: str, *, use_cpu: bool):
-    """Load the model for `step.method` and wrap it in an `SFTTrainer` (all but full: PEFT adapters added)."""
+                      output_dir: Path, precision: str, *, use_cpu: bool, trainer_class=None, **extra):
+    """Load the model for `step.method` and wrap it in an `SFTTrainer` (all but full: PEFT adapters added).
+
+    `trainer_class` (an SFTTrainer subclass) and `extra` (its own arguments) replace the plain trainer."""
     from trl import SFTTrainer
 
     model = load_model(base, step.method, precision)
-    return SFTTrainer(
+    return (trainer_class or SFTTrainer)(
+        **extra,
         model=model,
         args=_to_sft_config(step, output_dir, precision, use_cpu=use_cpu),
         train_dataset=tokenized_dataset(train_records, tokenizer),
