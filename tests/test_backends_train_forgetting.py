@@ -46,10 +46,16 @@ def _tune(base: Path, out: Path, **kwargs):
     return step, run(step, out)
 
 
-def test_formatting_destroyed_is_regressed_with_remedies(base: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def plain(base: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(step, result) of the formatting-destroying tuning without replay (two tests read it)."""
+    return _tune(base, tmp_path_factory.mktemp("plain"))
+
+
+def test_formatting_destroyed_is_regressed_with_remedies(plain) -> None:
     from backends.train.report import report_step
 
-    step, result = _tune(base, tmp_path / "tuned")
+    step, result = plain
     verdict = result.verdict
     assert verdict is not None and verdict.suite is not None and verdict.suite.is_decisive
     assert verdict.outcome == "REGRESSED", verdict.headline()
@@ -62,10 +68,10 @@ def test_formatting_destroyed_is_regressed_with_remedies(base: Path, tmp_path: P
     assert report.headline.startswith("REGRESSED") and "fell beyond margin" in report.headline
 
 
-def test_replay_of_the_general_set_keeps_more_of_the_suite(base: Path, tmp_path: Path) -> None:
+def test_replay_of_the_general_set_keeps_more_of_the_suite(base: Path, plain, tmp_path: Path) -> None:
     from backends.common.replay import GENERAL_SET
 
-    _, plain = _tune(base, tmp_path / "plain")
+    _, plain = plain
     _, replayed = _tune(base, tmp_path / "replayed", replay_fraction=1.0)
     assert replayed.replay is not None and replayed.replay.source == GENERAL_SET
     assert replayed.n_train_examples == plain.n_train_examples + replayed.replay.n_added
