@@ -62,6 +62,13 @@ TINY_CONFIGS = {
         "bias": True,
         "ffn_hidden_size": 72,
     },
+    "gemma": {
+        "model_type": "gemma",
+        **TINY,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 32,
+    },
     "gemma2": {
         "model_type": "gemma2",
         **TINY,
@@ -163,6 +170,20 @@ def test_inventory_components_add_up() -> None:
     assert round(inv.n_active_params / 1e9, 1) == 12.9
 
 
+def test_falcon_40b_and_gemma_7b_match_their_published_sizes() -> None:
+    falcon = count_params(_spec(ROWS["falcon-40b"]["config"]))
+    # The model ties its LM head to the embedding; the bf16 checkpoint stores both (pytorch_model.bin.index.json
+    # total_size 83,671,941,120 bytes, the "41.8B" usually quoted).
+    assert falcon.lm_head_params == 0
+    assert 2 * (falcon.n_params + falcon.embedding_params) == 83_671_941_120
+    assert round(falcon.n_params / 1e9, 1) == 41.3
+    # Gemma-7B: 7,751,248,896 non-embedding parameters (Gemma report, arXiv:2403.08295, Table 2, whose embedding
+    # count is for a 256,128-entry table; config.json's vocabulary is 256,000), the tied embedding once: 8.54B.
+    gemma = count_params(_spec(ROWS["gemma-7b"]["config"]))
+    assert gemma.n_params - gemma.embedding_params == 7_751_248_896
+    assert round(gemma.n_params / 1e9, 2) == 8.54
+
+
 def _peft_trainable(cfg: dict, rank: int, targets) -> int:
     peft = pytest.importorskip("peft")
     model = _hf_model(cfg)
@@ -186,6 +207,7 @@ LORA_CASES = [
     ("falcon", 8, "all-linear"),
     ("falcon", 16, ["query_key_value"]),
     ("falcon-new-bias", 4, "all-linear"),
+    ("gemma", 8, "all-linear"),
     ("gemma2", 8, "all-linear"),
     ("gemma2", 2, ["q_proj", "k_proj", "v_proj", "o_proj"]),
     ("stablelm-qk", 8, "all-linear"),

@@ -22,7 +22,7 @@ V100 = DeviceInfo(kind="cuda", name="v100", n_devices=1, memory_bytes=32 * 2**30
 CPU = DeviceInfo(kind="cpu", name="cpu", n_devices=1, memory_bytes=16 * 2**30, supports_bf16=False)
 # One tiny config per layout family; every architecture in the catalog must have one (asserted below).
 FAMILIES = {"llama": "llama", "mistral": "llama", "mixtral": "mixtral", "qwen2": "qwen2", "qwen3": "qwen3",
-            "phi3": "phi3", "falcon": "falcon", "gemma2": "gemma2", "stablelm": "stablelm-qk"}
+            "phi3": "phi3", "falcon": "falcon", "gemma": "gemma", "gemma2": "gemma2", "stablelm": "stablelm-qk"}
 METHODS = [("full", "lora"), ("lora", "lora"), ("qlora", "lora"), ("dpo", "full"), ("dpo", "lora")]
 
 

@@ -45,6 +45,7 @@ TOKENIZER_FAMILY = {
     **dict.fromkeys(("qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b",
                      "qwen2.5-72b"), "qwen2.5"),
     **dict.fromkeys(("gemma-2-2b", "gemma-2-9b", "gemma-2-27b"), "gemma-2"),
+    **dict.fromkeys(("falcon-7b", "falcon-40b"), "falcon"),
 }
 LOGIT_LEVEL_SOURCE = ("Hinton, Vinyals & Dean 2015, arXiv:1503.02531 (soft targets carry more than the answer); "
                       "Agarwal et al. 2024, GKD, arXiv:2306.13649 (token-level KD on the same data beats "
