@@ -43,20 +43,20 @@ def test_two_tasks_train_two_adapters_on_one_base_and_resume_after_kill(tmp_path
 
     kill_when_ready(cmd, second_adapter_training, env=env, poll=0.1)
     assert state["steps"][0]["status"] == "done"
-    first = (out / "1-train-lora" / "result.json").read_text()
+    first = (out / "1-train-lora-billing" / "result.json").read_text()
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "[1/3] train lora: done earlier, skipped" in rerun.stderr
-    assert (out / "1-train-lora" / "result.json").read_text() == first  # the first adapter was not retrained
+    assert "[1/3] train lora-billing: done earlier, skipped" in rerun.stderr
+    assert (out / "1-train-lora-billing" / "result.json").read_text() == first  # the first adapter was not retrained
     final = json.loads((out / "state.json").read_text())
     assert [s["status"] for s in final["steps"]] == ["done", "done", "done"]
 
     # Two adapters, each trained on its own task's file, on one base; the serve files name both.
-    trained = [json.loads((out / d / "result.json").read_text()) for d in ("1-train-lora", "2-train-lora")]
+    trained = [json.loads((out / d / "result.json").read_text()) for d in ("1-train-lora-billing", "2-train-lora-shipping")]
     assert len({t["base_model_path"] for t in trained}) == 1
-    assert (out / "1-train-lora" / "lora-billing" / "adapter_config.json").is_file()
-    assert (out / "2-train-lora" / "lora-shipping" / "adapter_config.json").is_file()
+    assert (out / "1-train-lora-billing" / "lora-billing" / "adapter_config.json").is_file()
+    assert (out / "2-train-lora-shipping" / "lora-shipping" / "adapter_config.json").is_file()
     served = json.loads((out / "3-serve" / "result.json").read_text())
     assert [(m["name"], m["kind"]) for m in served["models"]] == [("billing", "adapter"), ("shipping", "adapter")]
     assert len({m["base_path"] for m in served["models"]}) == 1

@@ -19,7 +19,8 @@ __all__ = ["BACKEND", "Finding", "TrainCheck", "TrainResult", "inspect", "run"]
 
 
 def _label(step: TrainStep) -> str:
-    return f"train {step.method}"
+    """`train lora`; a per-task step (output `lora-billing`) is named by its task: `train lora-billing`."""
+    return f"train {step.output_dir}" if step.output_dir.startswith(f"{step.method}-") else f"train {step.method}"
 
 
 def _describe(step: TrainStep) -> str:
