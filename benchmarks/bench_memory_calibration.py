@@ -430,6 +430,11 @@ def build_case(index: int | str, row: dict[str, str], running_flags: set[str]) -
     stack, knobs, notes = _stack_knobs(kind, method)
     kwargs.update(knobs)
     assumptions += notes
+    if kind.startswith("lit-") and model.n_kv_heads < model.n_heads:
+        mqa_broadcast = model.n_kv_heads == 1 and kind != "lit-hub"  # before 50b1974b (2023-10-24)
+        kwargs["sdpa_kv"] = "broadcast" if mqa_broadcast else "repeated"
+        assumptions.append("litgpt (2023): one KV head broadcast by SDPA's math backend (s×s probabilities saved)"
+                           if mqa_broadcast else "litgpt copies grouped k/v heads to every query head before SDPA")
     if kwargs.get("precision") == "fp32" and kwargs["attention"] == "sdpa" and model.n_kv_heads < model.n_heads:
         # An all-ones mask is dropped (transformers sdpa_mask's is_causal skip), so transformers passes
         # enable_gqa=True (integrations/sdpa_attention.py use_gqa_in_sdpa); in fp32 flash is out and the
@@ -497,6 +502,11 @@ def _stack_knobs(kind: str, method: str) -> tuple[str, dict, list[str]]:
         # litgpt builds the model under fabric's bf16-true precision: the LoRA weights are bf16 too.
         knobs = {"adapter_dtype": "bf16", "bnb_via_transformers": False}
         notes = ["LoRA weights bf16 (litgpt bf16-true precision); litgpt quantizes its own linears"]
+        # CausalSelfAttention.forward copies grouped k/v heads out to every query head (k.expand(...).reshape)
+        # before SDPA (lit_gpt/model.py@8641822, litgpt/model.py@43c44323); until 50b1974b (2023-10-24) it left
+        # a single KV head (MQA) to SDPA's broadcast, which only the math backend takes. The 2023 tables
+        # (resource-tables.md 2023-10-16, oom.md 2023-09-27, finetune_lora.md) predate it; config_hub is 2024.
+        knobs["sdpa_kv"] = "repeated"
         if method == "qlora":
             # Lightning's BitsandbytesPrecision swaps every nn.Linear for its _Linear4bit, the LM head included
             # (no ignore_modules from litgpt), quantizing each weight from `.to(dtype=torch.half)`.

@@ -196,3 +196,48 @@ def test_falcons_parallel_block_saves_its_shared_input_once_and_the_first_mlp_no
     per_block = tokens * 2 * (model.hidden_size + model.intermediate_size)
     assert saved_activation_bytes(old).per_block - saved_activation_bytes(spec).per_block == per_block
     assert saved_activation_bytes(old).blocks - saved_activation_bytes(spec).blocks == (model.n_layers - 1) * per_block
+
+
+def _saved_storage_bytes(fn, *args) -> int:
+    import torch
+
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*args)
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("layout", ["repeated", "broadcast"])
+def test_litgpt_attention_layouts_save_what_torch_saves(layout: str) -> None:
+    """litgpt copies grouped k/v to every query head before SDPA; a single KV head (2023) goes to the math backend."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from advisor.core.catalog import resolve_model
+    from advisor.core.estimate.memory import _attention_saved
+
+    b, t, h, d = 2, 40, 8, 16
+    g = 2 if layout == "repeated" else 1
+    model = resolve_model("llama-3.2-1b").model_copy(update={"n_heads": h, "n_kv_heads": g, "head_dim": d,
+                                                             "hidden_size": h * d})
+    q = torch.randn(b, h, t, d, requires_grad=True)
+    k, v = (torch.randn(b, g, t, d, requires_grad=True) for _ in range(2))
+
+    def attention(q, k, v):
+        if layout == "repeated":  # litgpt: k.expand(B, n_query_groups, q_per_kv, T, hs).reshape(B, -1, T, hs)
+            k, v = (x[:, :, None].expand(b, g, h // g, t, d).reshape(b, h, t, d) for x in (k, v))
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        with sdpa_kernel(SDPBackend.MATH):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    spec = EstimateSpec(model=model, method="full", precision="fp32", batch_size=b, seq_len=t, device="cpu",
+                        sdpa_kv=layout)
+    assert _attention_saved(spec, b, t) == _saved_storage_bytes(attention, q, k, v)
+    native = _attention_saved(spec.model_copy(update={"sdpa_kv": "native"}), b, t)
+    assert _attention_saved(spec, b, t) > native  # the copies (and, broadcast, the s×s matrix) cost more

@@ -197,6 +197,13 @@ def _attention_saved(spec: EstimateSpec, batch: int, seq: int) -> int:
         # sdpa_attention.py use_gqa_in_sdpa). SDPA saves q, the output, the repeated k and v, the mask and lse.
         keys = seq + spec.num_virtual_tokens
         return 2 * q_dim * tokens * dt + 2 * q_dim * batch * keys * dt + batch * seq * keys * dt + lse
+    if spec.sdpa_kv == "broadcast" and m.n_kv_heads < m.n_heads:
+        # Math backend (aten _scaled_dot_product_attention_math): matmul(q·scale, kᵀ) and matmul(probs, v)
+        # broadcast the single KV head by expanding it into contiguous bmm operands, which they save (k and v at
+        # every query head), beside the scaled q and softmax's output in the compute dtype; no lse, no output.
+        return 3 * q_dim * tokens * dt + batch * m.n_heads * seq * seq * dt
+    if spec.sdpa_kv == "repeated":
+        kv_dim = q_dim  # k and v copied out to every query head before the kernel, which saves those copies
     return (2 * q_dim + 2 * kv_dim) * tokens * dt + lse
 
 

@@ -126,6 +126,13 @@ class EstimateSpec(Model):
         description="QLoRA: dtype the 4-bit weights were quantized from, which dequantization returns before the "
         "cast to the compute dtype (Lightning quantizes from fp16); None: the compute dtype",
     )
+    sdpa_kv: Literal["native", "repeated", "broadcast"] = Field(
+        "native",
+        description="How grouped key/value heads reach SDPA: `native` at their own head count (transformers 5, "
+        "enable_gqa or flash kernels); `repeated` copied out to every query head first (litgpt for GQA); "
+        "`broadcast` one KV head against all query heads (litgpt for MQA), which only SDPA's math backend "
+        "takes: it saves the s×s probabilities",
+    )
     logits_held: bool = Field(
         False,
         description="The training loop keeps the model output, its b·s·V logits, alive through backward and the "
