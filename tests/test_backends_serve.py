@@ -324,3 +324,20 @@ def test_support_assistant_demo_report_lists_the_serving_files(tmp_path: Path) -
     served = rows[-1]
     assert served["kind"] == "serve" and served["predicted"]["gpu"] == "a10g-24gb"
     assert served["predicted"]["monthly_usd"] > 0
+
+
+def test_an_ia3_plan_is_served_at_the_tuned_prompt_length() -> None:
+    """The serve step prices the prompt the trained option serves (IA3 too), not an empty one."""
+    from advisor.core.planning import build_plan, predict_serving
+    from advisor.core.recommend import load_answers, recommend
+
+    answers = load_answers(ROOT / "examples/many-tenants-ia3/answers.yaml")
+    answers = answers.model_copy(update={"requests_per_day": 3_000_000})  # where prefill sets the GPU count
+    rec = recommend(answers)
+    plan = build_plan(rec, answers)
+    trained, serve = [s for s in plan.steps if s.kind == "train"], plan.steps[-1]
+    assert rec.stack[0] == "ia3" and rec.option("ia3").prompt_tokens > 0
+    volume = dict(requests_per_day=answers.requests_per_day, output_tokens=answers.output_tokens)
+    at_tuned = predict_serving(serve, trained, prompt_tokens=rec.option("ia3").prompt_tokens, **volume)
+    assert serve.prediction.monthly_usd == at_tuned.monthly_usd
+    assert at_tuned.monthly_usd != predict_serving(serve, trained, prompt_tokens=0, **volume).monthly_usd

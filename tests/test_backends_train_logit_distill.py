@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_when_ready
 from pydantic import ValidationError
 
 from advisor.core.errors import AdvisorError
@@ -166,17 +164,6 @@ def test_example_plan_passes_the_check_before_its_teacher_exists(tmp_path):
 TOLERANCE = {"forward": (0.97, 1.03), "backward": (0.78, 1.03), "optimizer": (0.99, 1.01)}
 
 
-def _wait_for_checkpoint(output_dir: Path, proc, step: int, timeout_s: float = 180) -> bool:
-    from backends.train.fit import is_complete_checkpoint
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        if is_complete_checkpoint(output_dir / f"checkpoint-{step}"):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.slow
 def test_a_smaller_student_distilled_from_a_trained_teacher_moves_towards_it_and_resumes_after_kill(tmp_path):
     pytest.importorskip("trl")
@@ -193,11 +180,10 @@ def test_a_smaller_student_distilled_from_a_trained_teacher_moves_towards_it_and
     code = ("import sys; from advisor.core.models import TrainStep; from backends.train import run; "
             "run(TrainStep.model_validate_json(sys.argv[1]), sys.argv[2])")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code, student.model_dump_json(), str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    assert _wait_for_checkpoint(out / "model", proc, 4), "the run ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    from backends.train.fit import is_complete_checkpoint
+
+    kill_when_ready([sys.executable, "-c", code, student.model_dump_json(), str(out)],
+                    lambda: is_complete_checkpoint(out / "model" / "checkpoint-4"), env=env, timeout=180)
     result = run(student, out, resume=True)
     assert result.fit.resumed_from_step is not None and result.fit.resumed_from_step >= 4
     d = result.logit_distill

@@ -136,8 +136,8 @@ def serve_trained(steps: list, trained: list, rec: Recommendation, answers: Answ
     per_task = [s for _, s in trained if s.method != "dpo"]
     names = [t.name for t in answers.tasks] if answers.tasks and len(per_task) >= len(answers.tasks) else []
     serve = ServeStep(names=names)
-    prompt_tokens = min((rec.option(name).prompt_tokens for name in rec.stack if name in ADAPTER_METHODS + ("full", "dpo", "distillation")),
-                        default=0)
+    served = (*ADAPTER_METHODS, "full", "dpo", "ia3", "distillation", "continued_pretraining")  # what trains
+    prompt_tokens = min((rec.option(name).prompt_tokens for name in rec.stack if name in served), default=0)
     from advisor.core.models import CONTINUED
 
     pretrained = next((s.base_model for s in steps if s.kind == "train" and s.objective == "causal_lm"), None)

@@ -167,7 +167,7 @@ def _remedies(method: str):
 
 def _verdict(before: list[float], after: list[float], suite=None, method: str = "full"):
     """The held-out block losses decide; a decisive regression-suite fall makes it REGRESSED (with remedies)."""
-    from backends.common.verdict import ALPHA, MIN_EXAMPLES, Verdict, paired_bootstrap
+    from backends.common.verdict import ALPHA, CONFIDENCE, MIN_EXAMPLES, Verdict, paired_bootstrap
 
     nll = paired_bootstrap("nll", before, after)
     ppl = f"perplexity {math.exp(nll.mean_a):.2f} → {math.exp(nll.mean_b):.2f}"
@@ -191,7 +191,8 @@ def _verdict(before: list[float], after: list[float], suite=None, method: str = 
     return Verdict(outcome=outcome, comparison="base vs continued (held-out corpus blocks)", n_examples=len(before),
                    exact_match=None, token_f1=None, nll=nll, suite=suite, reasons=reasons, remedies=remedies,
                    rule="The per-block loss on held-out corpus blocks, paired bootstrap of mean(after − before): "
-                        "IMPROVED when the 95% interval lies below 0, REGRESSED when above, else NO CLEAR CHANGE; "
+                        f"IMPROVED when the {CONFIDENCE:.0%} interval lies below 0, REGRESSED when above, else NO "
+                        "CLEAR CHANGE; "
                         "REGRESSED also when a regression-suite category falls beyond its margin")
 
 

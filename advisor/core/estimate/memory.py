@@ -548,7 +548,7 @@ def _stored_bytes(spec: EstimateSpec, inv: P.ParamInventory) -> tuple[int, int]:
     stored: packed NF4 (in `bnb_4bit_quant_storage`, same bytes) plus 16-bit rest for QLoRA, else the weight dtype."""
     m = spec.model
     outside = inv.n_params - m.n_layers * inv.layer_params
-    if spec.train_method != "qlora" or (m.arch in BNB_UNQUANTIZED_ARCHS and spec.bnb_via_transformers):
+    if spec.train_method != "qlora" or _base_left_16bit(spec):  # as `_model_states` stores them
         wb = _weight_bytes(spec) if spec.train_method != "qlora" else (4 if spec.precision == "fp32" else 2)
         return inv.layer_params * wb, outside * wb
     unq = 4 if spec.precision == "fp32" or _kbit_prep(spec) else 2
